@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Engine code is built optimised for the CPU it is built on, also in debug builds, so that
+// tests with real models run at a usable speed. Kernels pick AVX2 or AVX-512 VNNI at run time.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo", "-target-cpu", "native"])]
+
+let package = Package(
+    name: "Relay",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "relay", targets: ["RelayCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        .target(name: "GGUF", swiftSettings: fast),
+        .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: fast),
+        .target(name: "Engine", dependencies: ["GGUF", "Kernels"], swiftSettings: fast),
+        .target(name: "Assets", swiftSettings: fast),
+        .target(name: "Relay", dependencies: ["Engine"], swiftSettings: fast),
+        .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
+        .executableTarget(
+            name: "RelayCLI",
+            dependencies: ["Engine", "Relay", "Eval", "Kernels", "GGUF", "Assets", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: fast),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"], swiftSettings: fast),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "GGUF"], swiftSettings: fast),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets"], swiftSettings: fast),
+        .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets"], swiftSettings: fast),
+        .testTarget(name: "EvalTests", dependencies: ["Eval"], swiftSettings: fast),
+        .testTarget(name: "CLITests", dependencies: ["RelayCLI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,404 @@
+// AVX2 + FMA tile kernels (Zen 3 and older Intel). Same structure as dot_avx512.c: one
+// always-inline tile body per type, instantiated for several (rows x tokens) shapes, so the
+// per-(row, token) arithmetic does not depend on the shape.
+//
+// Legacy blocks: 8 blocks interleaved per group (see ACT_GRP in internal.h), one block per int32
+// lane. K-quants (activations as Q8_K-like 256-blocks): maddubs, then vpmaddwd with the sub-block
+// scale, int32 sums over the 256-block, a few float ops per 256 elements.
+#include "internal.h"
+
+#if RK_X86
+#pragma STDC FP_CONTRACT OFF
+
+#define A2 RK_AVX2
+
+A2 RK_INLINE float hsum8(__m256 v) {
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_add_ss(b, _mm_movehdup_ps(b));
+    return _mm_cvtss_f32(b);
+}
+
+// ============================== legacy 32-element blocks ====================================
+// Unsigned weights meet signed activations; products of 4 dword columns are summed in int16 before
+// one vpmaddwd (|sum| <= 4*2*31*127 < 2^15). Q8_0 uses the sign trick (|w| x sign(x, w)), as its
+// |w| reaches 128 and vpmaddubsw would saturate.
+
+static inline size_t lbytes(int type) {
+    switch (type) {
+    case RK_Q4_0: return sizeof(blk_q4_0);
+    case RK_Q4_1: return sizeof(blk_q4_1);
+    case RK_Q5_0: return sizeof(blk_q5_0);
+    case RK_Q5_1: return sizeof(blk_q5_1);
+    default: return sizeof(blk_q8_0);
+    }
+}
+#define HAS_MIN(type) ((type) == RK_Q4_1 || (type) == RK_Q5_1)
+#define FIVE(type) ((type) == RK_Q5_0 || (type) == RK_Q5_1)
+static inline size_t lqs(int type) { return type == RK_Q8_0 ? 2 : (HAS_MIN(type) ? 4 : 2) + (FIVE(type) ? 4 : 0); }
+
+A2 RK_INLINE void transpose4(const __m256i in[4], __m256i out[4]) {
+    const __m256i t0 = _mm256_unpacklo_epi32(in[0], in[1]), t1 = _mm256_unpackhi_epi32(in[0], in[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(in[2], in[3]), t3 = _mm256_unpackhi_epi32(in[2], in[3]);
+    out[0] = _mm256_unpacklo_epi64(t0, t2);
+    out[1] = _mm256_unpackhi_epi64(t0, t2);
+    out[2] = _mm256_unpacklo_epi64(t1, t3);
+    out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+A2 RK_INLINE __m256i load2x16(const uint8_t *p, size_t bb) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
+                                   _mm_loadu_si128((const __m128i *)(p + bb)), 1);
+}
+
+// Low 16 bits of each dword of g, as 8 fp16 -> 8 floats.
+A2 RK_INLINE __m256 half_lo(__m256i g) {
+    const __m256i lo = _mm256_and_si256(g, _mm256_set1_epi32(0xffff));
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
+}
+
+// Unpacks 8 consecutive blocks into w (interleaved; for Q8_0: |w| then w), scales, mins.
+A2 RK_INLINE void gunpack(int type, const uint8_t *p0, uint8_t *w, __m256 *dw, __m256 *mn) {
+    const size_t bb = lbytes(type), qo = lqs(type);
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7), _mm256_set1_epi32((int)bb));
+    const __m256i hdr = _mm256_i32gather_epi32((const int *)p0, idx, 1);
+    *dw = half_lo(hdr);
+    if (HAS_MIN(type)) *mn = half_lo(_mm256_srli_epi32(hdr, 16));
+    if (type == RK_Q8_0) {
+        for (int h = 0; h < 2; h++) {
+            __m256i A[4], B[4];
+            for (int q = 0; q < 4; q++) A[q] = load2x16(p0 + 2 * q * bb + qo + 16 * h, bb);
+            transpose4(A, B);
+            for (int m = 0; m < 4; m++) {
+                _mm256_store_si256((__m256i *)(w + 32 * (4 * h + m)), _mm256_sign_epi8(B[m], B[m]));
+                _mm256_store_si256((__m256i *)(w + 256 + 32 * (4 * h + m)), B[m]);
+            }
+        }
+        return;
+    }
+    __m256i A[4], B[4];
+    for (int q = 0; q < 4; q++) A[q] = load2x16(p0 + 2 * q * bb + qo, bb);
+    transpose4(A, B);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i W[8];
+    for (int m = 0; m < 4; m++) {
+        W[m] = _mm256_and_si256(B[m], m4);
+        W[m + 4] = _mm256_and_si256(_mm256_srli_epi32(B[m], 4), m4);
+    }
+    if (FIVE(type)) {
+        const __m256i qh = _mm256_i32gather_epi32((const int *)(p0 + (HAS_MIN(type) ? 4 : 2)), idx, 1);
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        const __m256i ctrl0 = _mm256_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
+        const __m256i bits_lo = _mm256_set1_epi32(0x08040201), bits_hi = _mm256_set1_epi32((int)0x80402010u);
+#pragma clang loop unroll(full)
+        for (int m = 0; m < 8; m++) {
+            const __m256i sel = _mm256_shuffle_epi8(qh, _mm256_add_epi8(ctrl0, _mm256_set1_epi8((char)(m >> 1))));
+            const __m256i bits = (m & 1) ? bits_hi : bits_lo;
+            const __m256i on = _mm256_cmpeq_epi8(_mm256_and_si256(sel, bits), bits);
+            W[m] = _mm256_or_si256(W[m], _mm256_and_si256(on, sixteen));
+        }
+    }
+    for (int m = 0; m < 8; m++) _mm256_store_si256((__m256i *)(w + 32 * m), W[m]);
+}
+
+A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
+                        int RN, float *y, int ldy) {
+    const size_t bb = lbytes(type);
+    const int nb = K / QK;
+    const uint8_t *xg[4], *wr[4];
+    for (int j = 0; j < RN; j++) xg[j] = a->base + (size_t)(t0 + j) * a->stride;
+    for (int i = 0; i < RM; i++) wr[i] = W + (size_t)(r0 + i) * rs;
+    _Alignas(64) uint8_t wbuf[4][512];
+    _Alignas(64) float acc[4][4][8];
+    _Alignas(64) uint8_t pad[8 * 34];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) _mm256_store_ps(acc[i][j], _mm256_setzero_ps());
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b += 8) {
+        __m256 dw[4], mn[4];
+        for (int i = 0; i < RM; i++) {
+            const uint8_t *src = wr[i] + (size_t)b * bb;
+            if (nb - b < 8) {
+                memset(pad, 0, sizeof pad);
+                memcpy(pad, src, (size_t)(nb - b) * bb);
+                src = pad;
+            }
+            gunpack(type, src, wbuf[i], &dw[i], &mn[i]);
+        }
+        __m256i isum[4][4];
+        for (int j = 0; j < RN; j++) {
+            const __m256i init = _mm256_load_si256((const __m256i *)(xg[j] + 320));
+            for (int i = 0; i < RM; i++) isum[i][j] = init;
+        }
+        if (type == RK_Q8_0) {
+            for (int m = 0; m < 8; m++) {
+                __m256i aw[4], sw[4];
+                for (int i = 0; i < RM; i++) {
+                    aw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
+                    sw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m));
+                }
+                for (int j = 0; j < RN; j++) {
+                    const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
+                    for (int i = 0; i < RM; i++)
+                        isum[i][j] = _mm256_add_epi32(
+                            isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(xm, sw[i])), ones));
+                }
+            }
+        } else {
+            for (int h = 0; h < 2; h++) {
+                __m256i s16[4][4];
+                for (int m = 4 * h; m < 4 * h + 4; m++) {
+                    __m256i wm[4];
+                    for (int i = 0; i < RM; i++) wm[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
+                    for (int j = 0; j < RN; j++) {
+                        const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
+                        for (int i = 0; i < RM; i++) {
+                            const __m256i p = _mm256_maddubs_epi16(wm[i], xm);
+                            s16[i][j] = (m == 4 * h) ? p : _mm256_add_epi16(s16[i][j], p);
+                        }
+                    }
+                }
+                for (int i = 0; i < RM; i++)
+                    for (int j = 0; j < RN; j++) isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(s16[i][j], ones));
+            }
+        }
+        for (int j = 0; j < RN; j++) {
+            const __m256 dx = _mm256_load_ps((const float *)(xg[j] + 256));
+            for (int i = 0; i < RM; i++) {
+                __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(dw[i], dx), _mm256_cvtepi32_ps(isum[i][j]), _mm256_load_ps(acc[i][j]));
+                if (HAS_MIN(type)) v = _mm256_fmadd_ps(mn[i], _mm256_load_ps((const float *)(xg[j] + 288)), v);
+                _mm256_store_ps(acc[i][j], v);
+            }
+            xg[j] += 352;
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[(size_t)(t0 + j) * ldy + r0 + i] = hsum8(_mm256_load_ps(acc[i][j]));
+}
+
+// ================================ K-quants ===================================================
+
+typedef struct {
+    __m128i sc8;  // Q4_K/Q5_K: [sc0..7, m0..7]; Q6_K: int8 scales
+    __m256i sc16; // Q6_K: scales as int16 (for the offset correction)
+    __m256i mn;   // Q4_K/Q5_K: [m0, m0, m1, m1, ...]
+    __m256 d, nmin;
+} krow;
+
+A2 RK_INLINE void kprep(int type, const uint8_t *blk, krow *o) {
+    if (type == RK_Q6_K) {
+        const blk_q6_K *x = (const blk_q6_K *)blk;
+        o->sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+        o->sc16 = _mm256_cvtepi8_epi16(o->sc8);
+        o->d = _mm256_set1_ps(rk_fp16_to_fp32(x->d));
+        return;
+    }
+    const uint8_t *s = blk + 4;
+    const uint32_t a0 = rk_rd32(s), a1 = rk_rd32(s + 4), a2 = rk_rd32(s + 8);
+    const uint32_t sl = a0 & 0x3f3f3f3fu, ml = a1 & 0x3f3f3f3fu;
+    const uint32_t sh = (a2 & 0x0f0f0f0fu) | ((a0 >> 2) & 0x30303030u);
+    const uint32_t mh = ((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 2) & 0x30303030u);
+    o->sc8 = _mm_set_epi32((int)mh, (int)ml, (int)sh, (int)sl);
+    o->mn = _mm256_cvtepu8_epi16(
+        _mm_shuffle_epi8(o->sc8, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)rk_rd32(blk)));
+    o->d = _mm256_broadcastss_ps(dd);
+    o->nmin = _mm256_broadcastss_ps(_mm_sub_ps(_mm_setzero_ps(), _mm_movehdup_ps(dd)));
+}
+
+// int16 scales for 32-element piece e (0..7) of a super-block.
+A2 RK_INLINE __m256i kscale(int type, const krow *r, int e) {
+    if (type == RK_Q6_K) { // per 16: [s_2e x8, s_2e+1 x8]
+        const char a = (char)(2 * e), b = (char)(2 * e + 1);
+        return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(r->sc8, _mm_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)));
+    }
+    return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(r->sc8, _mm_set1_epi8((char)e)));
+}
+
+// Unsigned quants of the 32-element piece e (0..7) of a super-block.
+A2 RK_INLINE __m256i kquants(int type, const uint8_t *blk, int e) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    if (type == RK_Q6_K) {
+        const blk_q6_K *x = (const blk_q6_K *)blk;
+        const int h = e >> 2, k = e & 3;
+        const __m256i L = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32 * (k & 1)));
+        const __m256i H = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        const __m256i m30 = _mm256_set1_epi8(0x30);
+        const __m256i lo = (k < 2) ? _mm256_and_si256(L, m4) : _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+        __m256i hi;
+        switch (k) {
+        case 0: hi = _mm256_slli_epi16(H, 4); break;
+        case 1: hi = _mm256_slli_epi16(H, 2); break;
+        case 2: hi = H; break;
+        default: hi = _mm256_srli_epi16(H, 2); break;
+        }
+        return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
+    }
+    const uint8_t *qs = blk + (type == RK_Q5_K ? 48 : 16);
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (e >> 1)));
+    __m256i u = (e & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
+    if (type == RK_Q5_K) {
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        const __m256i hb = (e <= 4) ? _mm256_slli_epi16(qh, 4 - e) : _mm256_srli_epi16(qh, e - 4);
+        u = _mm256_or_si256(u, _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+    }
+    return u;
+}
+
+static inline size_t kbytes(int type) {
+    return type == RK_Q4_K ? sizeof(blk_q4_K) : type == RK_Q5_K ? sizeof(blk_q5_K) : sizeof(blk_q6_K);
+}
+
+A2 RK_INLINE void ktile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
+                        int RN, float *y, int ldy) {
+    __m256 acc[4][4];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
+    const size_t bb = kbytes(type);
+    const int nsb = K / QKK;
+    for (int sb = 0; sb < nsb; sb++) {
+        krow R[4];
+        const uint8_t *blk[4];
+        for (int i = 0; i < RM; i++) {
+            blk[i] = W + (size_t)(r0 + i) * rs + (size_t)sb * bb;
+            kprep(type, blk[i], &R[i]);
+        }
+        __m256i isum[4][4];
+        for (int i = 0; i < RM; i++)
+            for (int j = 0; j < RN; j++) isum[i][j] = _mm256_setzero_si256();
+        for (int e = 0; e < 8; e++) {
+            __m256i U[4], S[4];
+            for (int i = 0; i < RM; i++) {
+                U[i] = kquants(type, blk[i], e);
+                S[i] = kscale(type, &R[i], e);
+            }
+            for (int j = 0; j < RN; j++) {
+                const __m256i X = _mm256_loadu_si256(
+                    (const __m256i *)(a->base + (size_t)(t0 + j) * a->stride + (size_t)sb * QKK + 32 * e));
+                for (int i = 0; i < RM; i++)
+                    isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(U[i], X), S[i]));
+            }
+        }
+        for (int j = 0; j < RN; j++) {
+            const uint8_t *base = a->base + (size_t)(t0 + j) * a->stride;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(base + a->off_s + 32 * (size_t)sb));
+            const __m256 dx = _mm256_set1_ps(((const float *)(base + a->off_d))[sb]);
+            for (int i = 0; i < RM; i++) {
+                if (type == RK_Q6_K) {
+                    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, R[i].sc16), 5);
+                    const __m256i s = _mm256_sub_epi32(isum[i][j], corr);
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dx), R[i].d, acc[i][j]);
+                } else {
+                    const __m256 fm = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, R[i].mn));
+                    const __m256 g = _mm256_fmadd_ps(R[i].nmin, fm, _mm256_mul_ps(R[i].d, _mm256_cvtepi32_ps(isum[i][j])));
+                    acc[i][j] = _mm256_fmadd_ps(g, dx, acc[i][j]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[(size_t)(t0 + j) * ldy + r0 + i] = hsum8(acc[i][j]);
+}
+
+// ================================ float weights ==============================================
+
+A2 RK_INLINE __m256 fload(int type, const uint8_t *row, int k) {
+    if (type == RK_F32) return _mm256_loadu_ps((const float *)row + k);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
+    if (type == RK_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+A2 RK_INLINE void ftile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
+                        int RN, float *y, int ldy) {
+    __m256 acc[4][4];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
+    const float *x = (const float *)a->base;
+    const int esz = type == RK_F32 ? 4 : 2;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 w[4];
+        for (int i = 0; i < RM; i++) w[i] = fload(type, W + (size_t)(r0 + i) * rs, k);
+        for (int j = 0; j < RN; j++) {
+            const __m256 xv = _mm256_loadu_ps(x + (size_t)(t0 + j) * K + k);
+            for (int i = 0; i < RM; i++) acc[i][j] = _mm256_fmadd_ps(w[i], xv, acc[i][j]);
+        }
+    }
+    if (k < K) { // tail: zero-padded copies, same lane arithmetic as a full step
+        const int n = K - k;
+        __m256 w[4];
+        for (int i = 0; i < RM; i++) {
+            uint8_t tmp[32] = {0};
+            memcpy(tmp, W + (size_t)(r0 + i) * rs + (size_t)k * esz, (size_t)n * esz);
+            w[i] = fload(type, tmp, 0);
+        }
+        for (int j = 0; j < RN; j++) {
+            float tx[8] = {0};
+            memcpy(tx, x + (size_t)(t0 + j) * K + k, (size_t)n * 4);
+            const __m256 xv = _mm256_loadu_ps(tx);
+            for (int i = 0; i < RM; i++) acc[i][j] = _mm256_fmadd_ps(w[i], xv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) y[(size_t)(t0 + j) * ldy + r0 + i] = hsum8(acc[i][j]);
+}
+
+// ================================ drivers ====================================================
+
+#define DRIVER(name, TILE, TYPE, RMB, RNB)                                                                     \
+    A2 static void name(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a, int t0, int t1,   \
+                        float *y, int ldy) {                                                                   \
+        int t = t0;                                                                                            \
+        for (; t + RNB <= t1; t += RNB) {                                                                      \
+            int r = r0;                                                                                        \
+            for (; r + RMB <= r1; r += RMB) TILE(TYPE, W, rs, r, RMB, K, a, t, RNB, y, ldy);                   \
+            for (; r < r1; r++) TILE(TYPE, W, rs, r, 1, K, a, t, RNB, y, ldy);                                 \
+        }                                                                                                      \
+        for (; t + 2 <= t1; t += 2) {                                                                          \
+            int r = r0;                                                                                        \
+            for (; r + 2 <= r1; r += 2) TILE(TYPE, W, rs, r, 2, K, a, t, 2, y, ldy);                           \
+            for (; r < r1; r++) TILE(TYPE, W, rs, r, 1, K, a, t, 2, y, ldy);                                   \
+        }                                                                                                      \
+        for (; t < t1; t++)                                                                                    \
+            for (int r = r0; r < r1; r++) TILE(TYPE, W, rs, r, 1, K, a, t, 1, y, ldy);                         \
+    }
+
+DRIVER(mm_q4_0, ltile, RK_Q4_0, 2, 4)
+DRIVER(mm_q4_1, ltile, RK_Q4_1, 2, 4)
+DRIVER(mm_q5_0, ltile, RK_Q5_0, 2, 4)
+DRIVER(mm_q5_1, ltile, RK_Q5_1, 2, 4)
+DRIVER(mm_q8_0, ltile, RK_Q8_0, 2, 4)
+DRIVER(mm_q4_k, ktile, RK_Q4_K, 2, 2)
+DRIVER(mm_q5_k, ktile, RK_Q5_K, 2, 2)
+DRIVER(mm_q6_k, ktile, RK_Q6_K, 2, 2)
+DRIVER(mm_f32, ftile, RK_F32, 2, 4)
+DRIVER(mm_f16, ftile, RK_F16, 2, 4)
+DRIVER(mm_bf16, ftile, RK_BF16, 2, 4)
+
+int rk_kernel_avx2(int type, rk_kernel *k) {
+    static const uint8_t LANE8[8] = {0, 4, 1, 5, 2, 6, 3, 7}; // block -> lane of the 4x4 transposes
+    k->G = 8;
+    k->BE = 32;
+    k->off = 0;
+    k->lane = LANE8;
+    k->lane8 = NULL;
+    switch (type) {
+    case RK_Q4_0: k->fn = mm_q4_0; k->act = ACT_GRP; k->off = 8; return 1;
+    case RK_Q4_1: k->fn = mm_q4_1; k->act = ACT_GRP; return 1;
+    case RK_Q5_0: k->fn = mm_q5_0; k->act = ACT_GRP; k->off = 16; return 1;
+    case RK_Q5_1: k->fn = mm_q5_1; k->act = ACT_GRP; return 1;
+    case RK_Q8_0: k->fn = mm_q8_0; k->act = ACT_GRP; return 1;
+    case RK_Q4_K: k->fn = mm_q4_k; k->act = ACT_Q8K; return 1;
+    case RK_Q5_K: k->fn = mm_q5_k; k->act = ACT_Q8K; return 1;
+    case RK_Q6_K: k->fn = mm_q6_k; k->act = ACT_Q8K; return 1;
+    case RK_F32: k->fn = mm_f32; k->act = ACT_NONE; return 1;
+    case RK_F16: k->fn = mm_f16; k->act = ACT_NONE; return 1;
+    case RK_BF16: k->fn = mm_bf16; k->act = ACT_NONE; return 1;
+    default: return 0;
+    }
+}
+
+#else
+int rk_kernel_avx2(int type, rk_kernel *k) { (void)type; (void)k; return 0; }
+#endif

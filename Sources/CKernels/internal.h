@@ -1,0 +1,113 @@
+// Internal declarations shared by the CKernels translation units (not part of the public API).
+#pragma once
+#include "ckernels.h"
+#include "ckernels_extra.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define RK_X86 1
+#include <immintrin.h>
+#define RK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define RK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#else
+#define RK_X86 0
+#endif
+
+#define RK_INLINE static inline __attribute__((always_inline))
+
+// --- GGML block layouts (byte-exact with GGUF files) ------------------------------------------
+#define QK 32   // elements per block of the "legacy" types
+#define QKK 256 // elements per super-block of the K-quants
+
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
+typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } blk_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } blk_q3_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } blk_q5_K;
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_K;
+
+_Static_assert(sizeof(blk_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(blk_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(blk_q5_0) == 22, "q5_0");
+_Static_assert(sizeof(blk_q5_1) == 24, "q5_1");
+_Static_assert(sizeof(blk_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(blk_q2_K) == 84, "q2_K");
+_Static_assert(sizeof(blk_q3_K) == 110, "q3_K");
+_Static_assert(sizeof(blk_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(blk_q5_K) == 176, "q5_K");
+_Static_assert(sizeof(blk_q6_K) == 210, "q6_K");
+
+// Best ISA the CPU supports, ignoring rk_force_avx2.
+int rk_isa_hw(void);
+
+static inline uint32_t rk_rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint16_t rk_rd16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+// 6-bit scales and mins of Q4_K / Q5_K: 12 bytes -> sc[8], m[8].
+static inline void rk_kscales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        m[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 0xF) | ((s[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+// --- Quantised activations ------------------------------------------------------------------
+// ACT_Q8K (AVX2 K-quant kernels): per token qs[K] int8, then d[K/256] float, then bsums[K/16] int16.
+// ACT_GRP (all other integer kernels): the activations are cut into blocks of BE (32 or 16)
+// elements, each with its own scale, and G blocks (16 for AVX-512, 8 for AVX2) are interleaved so
+// that int32 lane p of a vector accumulates exactly one block, the one the weight unpacking puts
+// in that lane (lane[] maps block -> lane). Per group of G blocks:
+//   quants: BE/4 vectors of 4*G bytes; byte 4*G*m + 4*lane[k] + i = element 4*m + i of block k
+//   then d[G] float, s[G] float (= d * sum q), init[G] int32 (= -off * sum q), indexed by lane
+// A partial last group is zero-padded. `off` is the weight's zero point (Q4_0 8, Q5_0 16, Q6_K 32,
+// Q8_0 128 where weights are read as w+128), so unsigned-weight x signed-activation dot products
+// need no per-row correction.
+// A partial last group of <= 8 blocks may use an 8-lane group instead (kernel-specific lane8[]).
+enum { ACT_NONE = 0, ACT_Q8K = 2, ACT_GRP = 3 };
+typedef struct rk_act {
+    const uint8_t *base; // first token
+    size_t stride;       // bytes per token
+    size_t off_d, off_s; // ACT_Q8K: offsets of d and bsums inside a token
+} rk_act;
+
+// --- Tile kernels -----------------------------------------------------------------------------
+// Computes y[t*ldy + r] for r in [r0, r1), t in [t0, t1). W points at row 0 (row stride rs).
+// For F32/F16/BF16, a->base is x itself (stride K*4 bytes).
+typedef void (*rk_tile_fn)(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a,
+                           int t0, int t1, float *y, int ldy);
+
+typedef struct {
+    rk_tile_fn fn;
+    int act;              // ACT_* kind the kernel expects
+    int G, BE, off;       // ACT_GRP: blocks per group, elements per block, weight zero point
+    const uint8_t *lane;  // ACT_GRP: block -> lane in a full group
+    const uint8_t *lane8; // block -> lane for a tail group of <= 8 blocks (NULL: padded full group)
+} rk_kernel;
+
+// Lanes of the last (partial) group: 0 if none.
+static inline int rk_tail_lanes(const rk_kernel *k, int K) {
+    const int rem = (K / k->BE) % k->G;
+    if (!rem) return 0;
+    return (k->lane8 && rem <= 8) ? 8 : k->G;
+}
+
+void rk_act_layout(rk_act *a, const rk_kernel *k, int K, const uint8_t *base);
+#if RK_X86
+RK_AVX2 void rk_quantize_act_g(const float *x, int K, uint8_t *dst, const rk_kernel *k);
+RK_AVX2 void rk_quantize_act_q8k(const float *x, int K, uint8_t *dst, const rk_act *layout);
+#endif
+
+// Fills *k for `type` on the given ISA; returns 0 if there is no kernel for it.
+int rk_kernel_avx2(int type, rk_kernel *k);
+int rk_kernel_avx512(int type, rk_kernel *k);
+
+// Thread-pool internals used by kernels.
+int rk_in_parallel(void);

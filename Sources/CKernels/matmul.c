@@ -1,0 +1,176 @@
+// rk_matmul: quantise the activations once, then hand out (row chunk x token chunk) tiles to the
+// pool. Row chunks are sized to stay in L1 while every token of the token chunk uses them; token
+// chunks are sized so their activations stay in L2.
+#include "internal.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+// Serialises callers on different threads: the activation scratch is shared.
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *g_scratch;
+static size_t g_scratch_cap;
+
+static uint8_t *scratch(size_t bytes) {
+    if (bytes > g_scratch_cap) {
+        free(g_scratch);
+        size_t cap = bytes + bytes / 4;
+        cap = (cap + 63) & ~(size_t)63;
+        g_scratch = (uint8_t *)aligned_alloc(64, cap);
+        g_scratch_cap = g_scratch ? cap : 0;
+    }
+    return g_scratch;
+}
+
+typedef struct {
+    rk_kernel k;
+    const uint8_t *W;
+    size_t rs;
+    int rows, K, T;
+    const float *x;
+    rk_act act;
+    float *y;
+    int rchunk, tchunk, nrc, ntc;
+    _Atomic int next;
+} mm_job;
+
+static void quant_task(void *p, int ith, int nth) {
+    mm_job *j = (mm_job *)p;
+#if RK_X86
+    const int t0 = (int)((int64_t)j->T * ith / nth), t1 = (int)((int64_t)j->T * (ith + 1) / nth);
+    for (int t = t0; t < t1; t++) {
+        uint8_t *dst = (uint8_t *)j->act.base + (size_t)t * j->act.stride;
+        const float *xt = j->x + (size_t)t * j->K;
+        if (j->k.act == ACT_Q8K) rk_quantize_act_q8k(xt, j->K, dst, &j->act);
+        else rk_quantize_act_g(xt, j->K, dst, &j->k);
+    }
+#else
+    (void)j; (void)ith; (void)nth;
+#endif
+}
+
+static void mm_task(void *p, int ith, int nth) {
+    (void)ith; (void)nth;
+    mm_job *j = (mm_job *)p;
+    const int n = j->nrc * j->ntc;
+    for (;;) {
+        const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= n) break;
+        const int tc = i / j->nrc, rc = i % j->nrc;
+        const int r0 = rc * j->rchunk, r1 = r0 + j->rchunk < j->rows ? r0 + j->rchunk : j->rows;
+        const int t0 = tc * j->tchunk, t1 = t0 + j->tchunk < j->T ? t0 + j->tchunk : j->T;
+        j->k.fn(j->W, j->rs, r0, r1, j->K, &j->act, t0, t1, j->y, j->rows);
+    }
+}
+
+// ---- portable fallback (no AVX2): dequantise a row, float dot ----------------------------------
+
+typedef struct {
+    int type;
+    const uint8_t *W;
+    size_t rs;
+    int rows, K, T;
+    const float *x;
+    float *y;
+    float *buf; // K floats per thread
+    int nbuf;
+    _Atomic int next;
+} gen_job;
+
+static void gen_task(void *p, int ith, int nth) {
+    (void)nth;
+    gen_job *j = (gen_job *)p;
+    if (ith >= j->nbuf) return; // pool grew since we sized the scratch: the others take the work
+    float *w = j->buf + (size_t)ith * j->K;
+    for (;;) {
+        const int r = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (r >= j->rows) break;
+        rk_dequantize_row(j->type, j->W + (size_t)r * j->rs, w, j->K);
+        for (int t = 0; t < j->T; t++) {
+            const float *x = j->x + (size_t)t * j->K;
+            float s = 0;
+            for (int k = 0; k < j->K; k++) s += w[k] * x[k];
+            j->y[(size_t)t * j->rows + r] = s;
+        }
+    }
+}
+
+static int get_kernel(int isa, int type, rk_kernel *k) {
+    if (isa >= 2 && rk_kernel_avx512(type, k)) return 1;
+    if (isa >= 1 && rk_kernel_avx2(type, k)) return 1;
+    return 0;
+}
+
+int rk_activation_block(int isa, int type) {
+    if (isa > rk_isa_hw()) isa = rk_isa_hw();
+    rk_kernel k;
+    if (!rk_type_supported(type) || !get_kernel(isa, type, &k) || k.act == ACT_NONE) return 0;
+    return k.act == ACT_Q8K ? QKK : k.BE;
+}
+
+void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const float *x, int T, float *y) {
+    if (rows <= 0 || T <= 0) return;
+    if (isa > rk_isa_hw()) isa = rk_isa_hw();
+    const size_t rs = rk_row_size(type, K);
+    if (!rs || !rk_type_supported(type)) return;
+    const int nth = rk_in_parallel() ? 1 : rk_threads_count();
+    pthread_mutex_lock(&g_lock);
+    rk_kernel k;
+    if (!get_kernel(isa, type, &k)) {
+        gen_job g = {type, (const uint8_t *)W, rs, rows, K, T, x, y, NULL, nth, 0};
+        g.buf = (float *)scratch((size_t)K * 4 * (size_t)nth);
+        if (g.buf) rk_parallel(gen_task, &g);
+        pthread_mutex_unlock(&g_lock);
+        return;
+    }
+    mm_job j;
+    j.k = k;
+    j.W = (const uint8_t *)W;
+    j.rs = rs;
+    j.rows = rows;
+    j.K = K;
+    j.T = T;
+    j.x = x;
+    j.y = y;
+    if (k.act == ACT_NONE) {
+        rk_act_layout(&j.act, &k, K, (const uint8_t *)x);
+    } else {
+        rk_act_layout(&j.act, &k, K, NULL);
+        uint8_t *buf = scratch(j.act.stride * (size_t)T);
+        if (!buf) { pthread_mutex_unlock(&g_lock); return; }
+        j.act.base = buf;
+        if (T * (int64_t)K >= 32768 && nth > 1) rk_parallel(quant_task, &j);
+        else quant_task(&j, 0, 1);
+    }
+    // Token chunk: activations of the chunk fit comfortably in L2; a multiple of the kernels' 8.
+    int tchunk = (int)((384 * 1024) / j.act.stride);
+    if (tchunk < 8) tchunk = 8;
+    tchunk &= ~7;
+    if (tchunk >= T) tchunk = T;
+    // Row chunk: ~16 KiB of weights (stays in L1 across the token chunk), but enough chunks to keep
+    // every thread busy; a single token has no reuse, so then only balance matters.
+    int rchunk;
+    if (T <= 2) {
+        rchunk = rows / (nth * 8);
+    } else {
+        rchunk = (int)((16 * 1024) / rs);
+        const int ntc = (T + tchunk - 1) / tchunk;
+        const int want = nth * 4;
+        if ((int64_t)ntc * ((rows + rchunk - 1) / (rchunk ? rchunk : 1)) < want) rchunk = rows * ntc / want;
+    }
+    rchunk = (rchunk + 3) & ~3;
+    if (rchunk < 4) rchunk = 4;
+    if (rchunk > rows) rchunk = rows;
+    j.rchunk = rchunk;
+    j.tchunk = tchunk;
+    j.nrc = (rows + rchunk - 1) / rchunk;
+    j.ntc = (T + tchunk - 1) / tchunk;
+    atomic_store_explicit(&j.next, 0, memory_order_relaxed);
+    if (nth > 1 && (int64_t)rows * K * T >= 65536) rk_parallel(mm_task, &j);
+    else mm_task(&j, 0, 1);
+    pthread_mutex_unlock(&g_lock);
+}
+
+void rk_matmul(int type, const void *W, int rows, int K, const float *x, int T, float *y) {
+    rk_matmul_isa(rk_isa(), type, W, rows, K, x, T, y);
+}

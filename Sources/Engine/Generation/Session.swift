@@ -1,0 +1,57 @@
+import Foundation
+
+/// A model with its own KV cache and the token sequence that cache holds.
+/// `sync(to:)` is the one way tokens enter the cache: it keeps the longest common prefix,
+/// truncates the rest and prefills only what is new, in one batched forward. Prompt prefill,
+/// decoding, draft verification and hand-over between two models all go through it.
+public final class Session: @unchecked Sendable {
+    public let model: Model
+    public let cache: KVCache
+    public private(set) var tokens: [Int32] = []
+
+    /// Seconds spent in forward passes, split by how many positions they processed.
+    public private(set) var prefillSeconds = 0.0
+    public private(set) var decodeSeconds = 0.0
+    public private(set) var prefillTokens = 0
+    public private(set) var decodeTokens = 0
+
+    public init(model: Model, contextSize: Int) {
+        self.model = model
+        cache = model.makeCache(capacity: contextSize)
+    }
+
+    public var contextSize: Int { cache.capacity }
+
+    /// Makes the cache hold exactly `target` and returns logits: for the last position, or with
+    /// `logitsFrom`, one row for each position from that index on (those are re-evaluated).
+    @discardableResult
+    public func sync(to target: [Int32], logitsFrom: Int? = nil) throws -> [Float] {
+        guard !target.isEmpty else { throw ModelError.emptyInput }
+        guard target.count <= cache.capacity else { throw ModelError.contextOverflow(needed: target.count, contextSize: cache.capacity) }
+        var keep = 0
+        let limit = min(tokens.count, target.count)
+        while keep < limit && tokens[keep] == target[keep] { keep += 1 }
+        // The last position must be evaluated to have its logits.
+        keep = min(keep, target.count - 1, logitsFrom ?? Int.max)
+        cache.truncate(to: keep)
+        tokens.removeLast(tokens.count - keep)
+
+        let new = Array(target[keep...])
+        let start = Date()
+        let logits = try model.forward(new, cache: cache, logits: logitsFrom.map { .from($0 - keep) } ?? .last)
+        let elapsed = Date().timeIntervalSince(start)
+        if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }
+        tokens = target
+        return logits
+    }
+
+    /// Forgets everything after the first `n` tokens.
+    public func truncate(to n: Int) {
+        cache.truncate(to: n)
+        tokens.removeLast(tokens.count - n)
+    }
+
+    public func resetTimings() {
+        prefillSeconds = 0; decodeSeconds = 0; prefillTokens = 0; decodeTokens = 0
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import GGUF
+import Kernels
+
+/// A decoder-only transformer (LLaMA, Qwen2, Qwen3) whose weights stay in the mapped GGUF file.
+public final class Model: @unchecked Sendable {
+    public let file: GGUFFile
+    public let config: ModelConfig
+    public let tokenizer: Tokenizer
+    /// Most positions one forward call processes; longer inputs are split.
+    public let maxBatch: Int
+
+    struct Layer {
+        let attnNorm: UnsafePointer<Float>
+        let wq, wk, wv, wo: WeightMatrix
+        let bq, bk, bv: UnsafePointer<Float>?        // Qwen2 has QKV biases
+        let qNorm, kNorm: UnsafePointer<Float>?       // Qwen3 normalises q and k per head
+        let ffnNorm: UnsafePointer<Float>
+        let gate, up, down: WeightMatrix
+    }
+
+    let embedding: WeightMatrix
+    let layers: [Layer]
+    let outputNorm: UnsafePointer<Float>
+    let output: WeightMatrix                  // token_embd when the output is tied
+    let ropeFreqFactors: UnsafePointer<Float>?
+    let scratch: Scratch
+
+    public convenience init(path: String, maxBatch: Int = 256) throws {
+        try self.init(file: GGUFFile(path: path), maxBatch: maxBatch)
+    }
+
+    public init(file: GGUFFile, maxBatch: Int = 256) throws {
+        self.file = file
+        let c = try ModelConfig(gguf: file)
+        config = c
+        tokenizer = try Tokenizer(gguf: file)
+        self.maxBatch = maxBatch
+        let qDim = c.heads * c.headDim, kvDim = c.kvHeads * c.headDim
+
+        func tensor(_ name: String, _ shape: [Int]) throws -> GGUFTensor {
+            let t = try file.tensor(name)
+            guard t.dims == shape else { throw ModelError.shapeMismatch(path: file.path, tensor: name, expected: shape, found: t.dims) }
+            return t
+        }
+        func matrix(_ name: String, _ cols: Int, _ rows: Int) throws -> WeightMatrix { try WeightMatrix(tensor(name, [cols, rows])) }
+        func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
+            let t = try tensor(name, [n])
+            guard t.type == .f32 else { throw KernelError.unsupportedType(tensor: name, type: t.type) }
+            return t.data.assumingMemoryBound(to: Float.self)
+        }
+        func optionalVector(_ name: String, _ n: Int) throws -> UnsafePointer<Float>? {
+            file.tensors[name] == nil ? nil : try vector(name, n)
+        }
+
+        embedding = try matrix("token_embd.weight", c.dim, c.vocabSize)
+        output = file.tensors["output.weight"] == nil ? embedding : try matrix("output.weight", c.dim, c.vocabSize)
+        outputNorm = try vector("output_norm.weight", c.dim)
+        ropeFreqFactors = try optionalVector("rope_freqs.weight", c.ropeDims / 2)
+        layers = try (0..<c.layers).map { i in
+            let p = "blk.\(i)."
+            return Layer(
+                attnNorm: try vector(p + "attn_norm.weight", c.dim),
+                wq: try matrix(p + "attn_q.weight", c.dim, qDim),
+                wk: try matrix(p + "attn_k.weight", c.dim, kvDim),
+                wv: try matrix(p + "attn_v.weight", c.dim, kvDim),
+                wo: try matrix(p + "attn_output.weight", qDim, c.dim),
+                bq: try optionalVector(p + "attn_q.bias", qDim),
+                bk: try optionalVector(p + "attn_k.bias", kvDim),
+                bv: try optionalVector(p + "attn_v.bias", kvDim),
+                qNorm: try optionalVector(p + "attn_q_norm.weight", c.headDim),
+                kNorm: try optionalVector(p + "attn_k_norm.weight", c.headDim),
+                ffnNorm: try vector(p + "ffn_norm.weight", c.dim),
+                gate: try matrix(p + "ffn_gate.weight", c.dim, c.ffnDim),
+                up: try matrix(p + "ffn_up.weight", c.dim, c.ffnDim),
+                down: try matrix(p + "ffn_down.weight", c.ffnDim, c.dim))
+        }
+        scratch = Scratch(config: c, maxBatch: maxBatch)
+    }
+
+    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
+
+    /// Which positions of a forward call need logits.
+    public enum LogitsWanted: Equatable {
+        case last
+        case all
+        /// Every position from this index of the input on.
+        case from(Int)
+    }
+
+    /// Runs `tokens` at positions cache.count ..< cache.count + tokens.count, appends their keys and
+    /// values to the cache, and returns logits, one row of `vocabSize` per wanted position.
+    /// The logits of a position do not depend on how the input is split into calls.
+    public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last) throws -> [Float] {
+        guard !tokens.isEmpty else { throw ModelError.emptyInput }
+        guard cache.count + tokens.count <= cache.capacity else {
+            throw ModelError.contextOverflow(needed: cache.count + tokens.count, contextSize: cache.capacity)
+        }
+        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
+            throw TokenizerError.invalidToken(t)
+        }
+        let first: Int
+        switch wanted {
+        case .last: first = tokens.count - 1
+        case .all: first = 0
+        case .from(let i): first = min(max(i, 0), tokens.count - 1)
+        }
+        let V = config.vocabSize
+        var out = [Float](repeating: 0, count: (tokens.count - first) * V)
+        var start = 0
+        while start < tokens.count {
+            let n = min(maxBatch, tokens.count - start)
+            let rows = max(first - start, 0) ..< n
+            let written = max(start - first, 0)
+            out.withUnsafeMutableBufferPointer { o in
+                forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows.isEmpty ? n ..< n : rows,
+                             into: o.baseAddress! + written * V)
+            }
+            start += n
+        }
+        return out
+    }
+
+    /// One forward over at most `maxBatch` positions, written like llama2.c's `forward`.
+    func forwardBatch(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>, into logits: UnsafeMutablePointer<Float>) {
+        let c = config, s = scratch
+        let T = tokens.count, pos0 = cache.count
+        let dim = c.dim, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, ffn = c.ffnDim
+
+        // Token embeddings -> x (T, dim)
+        for (t, token) in tokens.enumerated() { embedding.row(Int(token), into: s.x + t * dim) }
+
+        // RoPE angles for the new positions (T, ropeDims/2)
+        let half = c.ropeDims / 2
+        for t in 0..<T {
+            ropeAngles(position: pos0 + t, dims: c.ropeDims, base: c.ropeBase, positionScale: c.ropePositionScale,
+                       freqFactors: ropeFreqFactors, cos: s.cos + t * half, sin: s.sin + t * half)
+        }
+
+        for (l, w) in layers.enumerated() {
+            // Attention input norm: xb = rmsnorm(x)
+            for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.attnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
+
+            // q (T, qDim); k, v written straight into the cache rows of the new positions (T, kvDim)
+            let kRows = cache.keys(layer: l) + pos0 * kvDim
+            let vRows = cache.values(layer: l) + pos0 * kvDim
+            w.wq.apply(s.xb, count: T, into: s.q)
+            w.wk.apply(s.xb, count: T, into: kRows)
+            w.wv.apply(s.xb, count: T, into: vRows)
+            for t in 0..<T {
+                let q = s.q + t * qDim, k = kRows + t * kvDim, v = vRows + t * kvDim
+                if let b = w.bq { addInPlace(q, b, n: qDim) }
+                if let b = w.bk { addInPlace(k, b, n: kvDim) }
+                if let b = w.bv { addInPlace(v, b, n: kvDim) }
+                // Qwen3: per-head RMS norm of q and k before RoPE
+                if let qn = w.qNorm { for h in 0..<c.heads { rmsNorm(q + h * hd, weight: qn, into: q + h * hd, n: hd, eps: c.rmsEps) } }
+                if let kn = w.kNorm { for h in 0..<c.kvHeads { rmsNorm(k + h * hd, weight: kn, into: k + h * hd, n: hd, eps: c.rmsEps) } }
+                // RoPE on every head of q and k
+                let cs = s.cos + t * half, sn = s.sin + t * half
+                for h in 0..<c.heads { rope(q + h * hd, cos: cs, sin: sn, dims: c.ropeDims, neox: c.ropeNeox) }
+                for h in 0..<c.kvHeads { rope(k + h * hd, cos: cs, sin: sn, dims: c.ropeDims, neox: c.ropeNeox) }
+            }
+
+            // Causal attention over positions 0 ... pos0 + t -> att (T, qDim)
+            attention(q: s.q, k: cache.keys(layer: l), v: cache.values(layer: l), out: s.att, count: T, start: pos0,
+                      heads: c.heads, kvHeads: c.kvHeads, headDim: hd, kvStride: kvDim, scale: 1 / Float(hd).squareRoot())
+
+            // Output projection and residual: x += Wo att
+            w.wo.apply(s.att, count: T, into: s.xb)
+            addInPlace(s.x, s.xb, n: T * dim)
+
+            // Feed-forward: x += down(silu(gate(xn)) * up(xn))
+            for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.ffnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
+            w.gate.apply(s.xb, count: T, into: s.hb)
+            w.up.apply(s.xb, count: T, into: s.hb2)
+            swiglu(s.hb, s.hb2, n: T * ffn)
+            w.down.apply(s.hb, count: T, into: s.xb)
+            addInPlace(s.x, s.xb, n: T * dim)
+        }
+        cache.advance(by: T)
+
+        // Final norm and the output projection, only for the rows that need logits
+        guard !logitRows.isEmpty else { return }
+        for (i, t) in logitRows.enumerated() {
+            rmsNorm(s.x + t * dim, weight: outputNorm, into: s.xb + i * dim, n: dim, eps: c.rmsEps)
+        }
+        output.apply(s.xb, count: logitRows.count, into: logits)
+    }
+}
+
+/// Activations for one forward call, allocated once per model for `maxBatch` positions.
+final class Scratch {
+    let x, xb, q, att, hb, hb2, cos, sin: UnsafeMutablePointer<Float>
+
+    init(config c: ModelConfig, maxBatch T: Int) {
+        x = .allocate(capacity: T * c.dim)
+        xb = .allocate(capacity: T * max(c.dim, c.heads * c.headDim))
+        q = .allocate(capacity: T * c.heads * c.headDim)
+        att = .allocate(capacity: T * c.heads * c.headDim)
+        hb = .allocate(capacity: T * c.ffnDim)
+        hb2 = .allocate(capacity: T * c.ffnDim)
+        cos = .allocate(capacity: T * c.ropeDims / 2)
+        sin = .allocate(capacity: T * c.ropeDims / 2)
+    }
+
+    deinit { for p in [x, xb, q, att, hb, hb2, cos, sin] { p.deallocate() } }
+}

@@ -1,0 +1,88 @@
+import Engine
+import Foundation
+
+public struct GenerationOptions: Sendable {
+    public var maxTokens: Int = -1               // -1: until end of text or a full context
+    public var sampling = SamplingParams()
+    public var stop: [String] = []
+    public init() {}
+}
+
+public enum FinishReason: String, Sendable, Codable {
+    case stop, length, eos
+}
+
+/// A stretch of the answer's text written by one model.
+public struct Segment: Sendable, Codable, Equatable {
+    public var role: Role
+    public var text: String
+}
+
+public struct RelayResult: Sendable {
+    public var text: String
+    public var segments: [Segment]
+    public var tokens: [Int32]
+    public var promptTokens: Int
+    public var finishReason: FinishReason
+    /// Tokens of the answer each model is responsible for.
+    public var tokensByRole: [Role: Int]
+    public var drafted: Int
+    public var accepted: Int
+    public var handovers: Int
+    public var prefillSeconds: [Role: Double]
+    public var decodeSeconds: [Role: Double]
+    /// Wall time, prefill included.
+    public var seconds: Double
+
+    public var largeShare: Double {
+        let total = tokensByRole.values.reduce(0, +)
+        return total > 0 ? Double(tokensByRole[.large] ?? 0) / Double(total) : 0
+    }
+}
+
+/// The generation loop shared by every strategy: step, stop at end of text, a stop string, the
+/// token budget or a full context, and stream text with the role that wrote it.
+/// `onText` returns false to stop early.
+public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: Tokenizer, contextSize: Int,
+                     options: GenerationOptions, onText: (String, Role) -> Bool = { _, _ in true }) throws -> RelayResult {
+    let start = Date()
+    for s in strategy.sessions.values { s.resetTimings() }
+    guard prompt.count < contextSize else {
+        throw ModelError.contextOverflow(needed: prompt.count + 1, contextSize: contextSize)
+    }
+    var stream = TextStream(tokenizer: tokenizer, stops: options.stop)
+    var context = prompt
+    var segments: [Segment] = []
+    var byRole: [Role: Int] = [:]
+    var finish = FinishReason.length
+    let budget = options.maxTokens < 0 ? Int.max : options.maxTokens
+
+    func emit(_ text: String, _ role: Role) -> Bool {
+        guard !text.isEmpty else { return true }
+        if let last = segments.last, last.role == role { segments[segments.count - 1].text += text } else { segments.append(Segment(role: role, text: text)) }
+        return onText(text, role)
+    }
+
+    loop: while context.count - prompt.count < budget && context.count < contextSize {
+        let step = try strategy.step(context: context)
+        for token in step.tokens {
+            if tokenizer.endOfGeneration.contains(token) { finish = .eos; break loop }
+            context.append(token)
+            byRole[step.role, default: 0] += 1
+            if !emit(stream.push(token), step.role) { finish = .stop; break loop }
+            if stream.stopped { finish = .stop; break loop }
+            if context.count - prompt.count >= budget || context.count >= contextSize { break loop }
+        }
+    }
+    _ = emit(stream.finish(), segments.last?.role ?? .large)
+
+    var prefill: [Role: Double] = [:], decode: [Role: Double] = [:]
+    for (role, s) in strategy.sessions {
+        prefill[role] = s.prefillSeconds
+        decode[role] = s.decodeSeconds
+    }
+    return RelayResult(text: stream.text, segments: segments, tokens: Array(context[prompt.count...]), promptTokens: prompt.count,
+                       finishReason: finish, tokensByRole: byRole, drafted: strategy.drafted, accepted: strategy.accepted,
+                       handovers: strategy.handovers, prefillSeconds: prefill, decodeSeconds: decode,
+                       seconds: Date().timeIntervalSince(start))
+}

@@ -1,0 +1,143 @@
+import Engine
+
+/// Draft-length settings, with llama.cpp's flag names.
+public struct DraftParams: Sendable, Equatable, Codable {
+    /// Most tokens drafted per step (`--draft-max`).
+    public var max = 4
+    /// Fewest drafted tokens worth verifying (`--draft-min`); shorter drafts fall back to one plain step.
+    public var min = 0
+    /// Drafting stops when the small model's top probability falls below this (`--draft-p-min`).
+    public var pMin: Float = 0.75
+    public init() {}
+}
+
+/// Speculative decoding (Leviathan et al. 2023; Chen et al. 2023): the small model proposes a few
+/// tokens, the large model scores all of them in one batched forward, and verification keeps the
+/// longest prefix the large model agrees with, plus one token of its own. Every token is the large
+/// model's: at temperature 0 the output is exactly the large model's greedy output; when sampling,
+/// the rejection rule keeps the large model's distribution exactly.
+///
+/// Limits: both models must share one vocabulary. The draft length adapts only through `pMin`.
+public final class Speculative: DecodingStrategy {
+    public let target: Session
+    public let draft: Session
+    public let params: DraftParams
+    var targetSampler: Sampler
+    var draftSampler: Sampler
+    public private(set) var drafted = 0
+    public private(set) var accepted = 0
+
+    public init(target: Session, draft: Session, sampling: SamplingParams, draftParams: DraftParams) throws {
+        try requireSharedVocabulary(target.model, draft.model)
+        self.target = target
+        self.draft = draft
+        params = draftParams
+        targetSampler = Sampler(sampling)
+        var draftSampling = sampling
+        draftSampling.seed = sampling.seed.map { $0 &+ 1 }
+        draftSampler = Sampler(draftSampling)
+    }
+
+    public var sessions: [Role: Session] { [.large: target, .small: draft] }
+
+    public func step(context: [Int32]) throws -> Step {
+        let room = target.contextSize - context.count - 1
+        let (proposal, draftDists) = try propose(context: context, limit: Swift.min(params.max, room))
+        let scores = try score(context: context, proposal: proposal)
+        let tokens = verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
+        drafted += proposal.count
+        accepted += tokens.count - 1
+        return Step(tokens: tokens, role: .large)
+    }
+
+    /// The small model drafts up to `limit` tokens, stopping early when it is unsure.
+    func propose(context: [Int32], limit: Int) throws -> ([Int32], [[Candidate]]) {
+        var proposal: [Int32] = []
+        var dists: [[Candidate]] = []
+        while proposal.count < limit {
+            let logits = try draft.sync(to: context + proposal)
+            let dist = logits.withUnsafeBufferPointer { draftSampler.distribution($0, history: context + proposal) }
+            // Greedy distributions are one-hot, so confidence is read off the softmax itself.
+            let confidence = draftSampler.params.isGreedy ? logits.withUnsafeBufferPointer(topProbability) : dist[0].p
+            guard confidence >= params.pMin else { break }
+            let token = draftSampler.params.isGreedy ? dist[0].id : draftSampler.draw(dist)
+            proposal.append(token)
+            dists.append(dist)
+        }
+        if proposal.count < params.min { return ([], []) }
+        return (proposal, dists)
+    }
+
+    /// The large model's logits after the context and after each drafted token: proposal.count + 1 rows.
+    func score(context: [Int32], proposal: [Int32]) throws -> [Float] {
+        try target.sync(to: context + proposal, logitsFrom: context.count - 1)
+    }
+
+    /// Accepts drafted tokens while the large model agrees and always ends with one token of its own.
+    func verify(context: [Int32], proposal: [Int32], draftDists: [[Candidate]], scores: [Float]) -> [Int32] {
+        let V = target.model.config.vocabSize
+        var out: [Int32] = []
+        var history = context
+        for i in 0...proposal.count {
+            let dist = scores.withUnsafeBufferPointer { all in
+                targetSampler.distribution(UnsafeBufferPointer(rebasing: all[i * V ..< (i + 1) * V]), history: history)
+            }
+            guard i < proposal.count else {
+                out.append(targetSampler.params.isGreedy ? dist[0].id : targetSampler.draw(dist))   // the bonus token
+                break
+            }
+            let x = proposal[i]
+            if targetSampler.params.isGreedy {
+                out.append(dist[0].id)
+                if dist[0].id != x { break }
+            } else {
+                // Accept x with probability min(1, p(x) / q(x)); otherwise draw from max(0, p - q), normalised.
+                let p = dist.first { $0.id == x }?.p ?? 0
+                let q = draftDists[i].first { $0.id == x }?.p ?? 1
+                if targetSampler.rng.unit() < p / q {
+                    out.append(x)
+                } else {
+                    out.append(targetSampler.draw(residual(dist, minus: draftDists[i])))
+                    break
+                }
+            }
+            history.append(out.last!)
+        }
+        return out
+    }
+
+    func residual(_ p: [Candidate], minus q: [Candidate]) -> [Candidate] {
+        var qOf: [Int32: Float] = [:]
+        for c in q { qOf[c.id] = c.p }
+        var r = p.map { Candidate(id: $0.id, p: Swift.max(0, $0.p - (qOf[$0.id] ?? 0))) }.filter { $0.p > 0 }
+        let total = r.reduce(0) { $0 + $1.p }
+        guard total > 0 else { return p }
+        for i in r.indices { r[i].p /= total }
+        return r
+    }
+}
+
+public enum RelayError: Error, CustomStringConvertible {
+    case vocabularyMismatch(large: String, small: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .vocabularyMismatch(let l, let s, let d):
+            return "the models do not share one vocabulary (\(d)): \(l) and \(s); this mode needs a pair with the same tokenizer"
+        }
+    }
+}
+
+/// Speculative decoding and token hand-over pass token ids between the models unchanged.
+func requireSharedVocabulary(_ a: Model, _ b: Model) throws {
+    let ta = a.tokenizer, tb = b.tokenizer
+    let detail: String?
+    if ta.vocabSize != tb.vocabSize {
+        detail = "\(ta.vocabSize) vs \(tb.vocabSize) tokens"
+    } else if ta.tokens != tb.tokens {
+        detail = "different token texts"
+    } else {
+        detail = nil
+    }
+    if let detail { throw RelayError.vocabularyMismatch(large: a.file.path, small: b.file.path, detail: detail) }
+}

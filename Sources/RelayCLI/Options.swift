@@ -1,0 +1,99 @@
+import ArgumentParser
+import Assets
+import GGUF
+import Engine
+import Foundation
+import Kernels
+import Relay
+
+/// Model selection and run-time settings shared by every command that loads a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: [.customShort("m"), .long], help: "Model: a GGUF path or a name from `relay models list`.")
+    var model: String = "smollm2-135m"
+
+    @Option(name: [.customShort("c"), .customLong("ctx-size")], help: "Context size: the most positions the KV cache holds.")
+    var ctxSize: Int = 4096
+
+    @Option(name: [.customShort("t"), .long], help: "Threads (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .customLong("chat-template"), help: "Force a chat template (\(ChatTemplate.names.joined(separator: ", "))) instead of the GGUF's own.")
+    var chatTemplate: String?
+
+    func validate() throws {
+        guard ctxSize > 0 else { throw ValidationError("-c/--ctx-size must be positive") }
+        guard threads > 0 else { throw ValidationError("-t/--threads must be positive") }
+        if let name = chatTemplate { _ = try ChatTemplate.named(name) }
+    }
+
+    func load() throws -> Model {
+        Threads.configure(threads)
+        return try Model(path: AssetStore().resolveModel(model))
+    }
+
+    func template(for model: Model) throws -> ChatTemplate {
+        if let name = chatTemplate { return try ChatTemplate.named(name) }
+        return try ChatTemplate.detect(from: model.file.metadata[GGUFKey.Tokenizer.chatTemplate]?.string)
+    }
+}
+
+/// llama.cpp's sampling flags and defaults.
+struct SamplingOptions: ParsableArguments {
+    @Option(name: [.customShort("n"), .customLong("n-predict")], help: "Most tokens to generate (-1: until end of text or a full context).")
+    var nPredict: Int = -1
+
+    @Option(name: .customLong("temp"), help: "Temperature; 0 is greedy.")
+    var temperature: Float = 0.8
+
+    @Option(name: .customLong("top-k"), help: "Top-k sampling (0: off).")
+    var topK: Int = 40
+
+    @Option(name: .customLong("top-p"), help: "Top-p sampling (1: off).")
+    var topP: Float = 0.95
+
+    @Option(name: .customLong("min-p"), help: "Min-p sampling (0: off).")
+    var minP: Float = 0.05
+
+    @Option(name: .customLong("repeat-penalty"), help: "Penalty for repeating recent tokens (1: off).")
+    var repeatPenalty: Float = 1.0
+
+    @Option(name: .customLong("repeat-last-n"), help: "Recent tokens the repeat penalty looks at (-1: all).")
+    var repeatLastN: Int = 64
+
+    @Option(name: [.customShort("s"), .long], help: "Random seed for reproducible sampling (default: random).")
+    var seed: UInt64?
+
+    @Option(name: .customLong("stop"), help: "Stop when this text appears (repeatable).")
+    var stop: [String] = []
+
+    func validate() throws {
+        guard temperature >= 0 else { throw ValidationError("--temp must be >= 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") }
+        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be positive") }
+    }
+
+    var options: GenerationOptions {
+        var o = GenerationOptions()
+        o.maxTokens = nPredict
+        o.stop = stop
+        o.sampling.temperature = temperature
+        o.sampling.topK = topK
+        o.sampling.topP = topP
+        o.sampling.minP = minP
+        o.sampling.repeatPenalty = repeatPenalty
+        o.sampling.repeatLastN = repeatLastN
+        o.sampling.seed = seed
+        return o
+    }
+}
+
+/// Writes to stderr, unbuffered.
+func note(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
+
+func writeOut(_ s: String) {
+    fputs(s, stdout)
+    fflush(stdout)
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct RelayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "A small and a large language model writing one answer together, on the CPU.",
+        subcommands: [Generate.self, Chat.self, Tokenize.self, Bench.self, Models.self, DataSets.self])
+}

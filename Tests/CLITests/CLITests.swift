@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+
+/// Runs the built `relay` executable (in the same build folder as this test bundle).
+struct Relay {
+    static let binary: String = {
+        if let b = ProcessInfo.processInfo.environment["RELAY_BIN"] { return b }
+        // The test bundle sits beside the products of the same build configuration.
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while dir.path != "/" {
+            let candidate = dir.appendingPathComponent("relay").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/release/relay").path
+    }()
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ args: [String], stdin: String? = nil) throws -> Output {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+let home = ProcessInfo.processInfo.environment["RELAY_HOME"] ?? NSHomeDirectory() + "/.cache/relay"
+let smol = home + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+func scratchCopy(of path: String, bytes limit: Int? = nil, patch: (inout [UInt8]) -> Void = { _ in }) throws -> String {
+    var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    if let limit { data = Array(data.prefix(limit)) }
+    patch(&data)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let out = dir.appendingPathComponent("model.gguf").path
+    FileManager.default.createFile(atPath: out, contents: Data(data))
+    return out
+}
+
+func replaceFirst(_ needle: String, with replacement: String, in data: inout [UInt8]) {
+    let n = Array(needle.utf8), r = Array(replacement.utf8)
+    precondition(n.count == r.count)
+    var i = 0
+    while i + n.count <= data.count {
+        if data[i] == n[0] && Array(data[i ..< i + n.count]) == n {
+            data.replaceSubrange(i ..< i + n.count, with: r)
+            return
+        }
+        i += 1
+    }
+}
+
+@Suite("relay command line", .serialized)
+struct CLITests {
+    @Test("generate --raw --temp 0 prints only the continuation on stdout and timings on stderr")
+    func generateRaw() throws {
+        let r = try Relay.run(["generate", "-m", smol, "-p", "The capital of France is", "--raw", "--temp", "0", "-n", "8", "-t", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("Paris"), "\(r.stdout)")
+        #expect(!r.stdout.contains("tok/s"))
+        #expect(r.stderr.contains("tok/s"))
+    }
+
+    @Test("generate --json prints one JSON object")
+    func generateJSON() throws {
+        let r = try Relay.run(["generate", "-m", smol, "-p", "Say hi.", "--temp", "0", "-n", "6", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(object?["generated_tokens"] as? Int == 6)
+        #expect(object?["text"] is String)
+    }
+
+    @Test("the same seed gives the same sampled text")
+    func seeded() throws {
+        let args = ["generate", "-m", smol, "-p", "Write a short poem about the sea.", "-n", "24", "--seed", "7", "--temp", "1.0"]
+        let a = try Relay.run(args), b = try Relay.run(args)
+        #expect(a.status == 0 && a.stdout == b.stdout && !a.stdout.isEmpty)
+    }
+
+    @Test("tokenize prints token ids as JSON")
+    func tokenize() throws {
+        let r = try Relay.run(["tokenize", "-m", smol], stdin: "Hello world")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[19556, 905]")
+    }
+
+    @Test("bad input gets one clear error line and a non-zero exit", arguments: [
+        ("missing file", "/nonexistent/x.gguf", "cannot open"),
+        ("unknown model name", "no-such-model", "unknown model"),
+    ])
+    func badModelArgument(_ c: (String, String, String)) throws {
+        let r = try Relay.run(["generate", "-m", c.1, "-p", "hi", "-n", "1"])
+        #expect(r.status != 0)
+        #expect(r.stderr.lowercased().contains(c.2), "\(c.0): \(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test("a broken GGUF file gets a clear error, never a crash", arguments: [
+        ("truncated header", "truncated"),
+        ("truncated data", "truncated"),
+        ("wrong magic", "not a GGUF file"),
+        ("unsupported architecture", "architecture 'mamba' is not supported"),
+        ("unsupported tensor type", "which Relay's kernels do not support"),
+    ])
+    func brokenFile(_ c: (String, String)) throws {
+        let path: String
+        switch c.0 {
+        case "truncated header": path = try scratchCopy(of: smol, bytes: 100_000)
+        case "truncated data": path = try scratchCopy(of: smol, bytes: 90_000_000)
+        case "wrong magic": path = try scratchCopy(of: smol, bytes: 1_000_000) { $0[0] = 0x50; $0[1] = 0x4B }
+        case "unsupported architecture":
+            path = try scratchCopy(of: smol) { replaceFirst("llama", with: "mamba", in: &$0) }
+        default:
+            // Re-label a Q4_1 tensor as IQ4_NL (type 20): a 32-element block that fits in the same bytes,
+            // so the file parses and the loader must reject the type.
+            path = try scratchCopy(of: smol) { data in
+                let name = Array("blk.0.attn_q.weight".utf8)
+                var i = 0
+                while Array(data[i ..< i + name.count]) != name { i += 1 }
+                data[i + name.count + 4 + 16] = 20
+            }
+        }
+        let r = try Relay.run(["generate", "-m", path, "-p", "hi", "-n", "1"])
+        #expect(r.status != 0 && r.status < 128, "\(c.0): exit \(r.status)")
+        #expect(r.stderr.contains(c.1), "\(c.0): \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count <= 2, "\(c.0): \(r.stderr)")
+    }
+
+    @Test("a prompt longer than the context is a clear error")
+    func promptTooLong() throws {
+        let r = try Relay.run(["generate", "-m", smol, "-p", String(repeating: "word ", count: 200), "-c", "64", "-n", "4"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("context holds 64"), "\(r.stderr)")
+    }
+
+    @Test("an unknown chat template is a clear error naming the flag")
+    func unknownTemplate() throws {
+        let r = try Relay.run(["generate", "-m", smol, "-p", "hi", "--chat-template", "alpaca"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("chat"), "\(r.stderr)")
+    }
+}

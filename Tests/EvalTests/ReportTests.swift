@@ -1,0 +1,183 @@
+import Eval
+import Foundation
+import Testing
+
+/// large: 10 problems, 7 right, 2 s each, 100 large tokens each.
+/// small: the same 10, 4 right, 0.5 s each, 100 small tokens each.
+/// relay: problems 0–4 only, 4 right, 1 s each, 20 large + 80 small tokens each.
+func fakeRecords(largeCorrect: Int = 7) -> [EvalRecord] {
+    var records: [EvalRecord] = []
+    for i in 0..<10 {
+        records.append(sampleRecord("\(i)", "large", correct: i < largeCorrect, seconds: 2, tokens: [Role.large: 100]))
+        records.append(sampleRecord("\(i)", "small", correct: i < 4, seconds: 0.5, tokens: [Role.small: 100]))
+        if i < 5 {
+            records.append(sampleRecord("\(i)", "relay", correct: i < 4, seconds: 1, tokens: [Role.large: 20, Role.small: 80]))
+        }
+    }
+    return records
+}
+
+let fakeParameters: [String: Double] = [Role.large: 1.5e9, Role.small: 0.5e9]
+
+@Suite struct Summaries {
+    @Test func accuracyComesWithAWilsonInterval() throws {
+        let summary = Report.summarize(fakeRecords(), parameters: fakeParameters)
+        #expect(summary.modes.map(\.mode) == ["large", "small", "relay"])
+        #expect(summary.problems == 10)
+        let large = try #require(summary.mode("large"))
+        #expect(large.n == 10)
+        #expect(large.correct == 7)
+        #expect(large.accuracy == 0.7)
+        #expect(abs(large.ciLow - 0.3968) < 1e-4)
+        #expect(abs(large.ciHigh - 0.8922) < 1e-4)
+    }
+
+    @Test func speedUpShareAndCostAreRelativeToLargeOnSharedProblems() throws {
+        let summary = Report.summarize(fakeRecords(), parameters: fakeParameters)
+        let large = try #require(summary.mode("large"))
+        let small = try #require(summary.mode("small"))
+        let relay = try #require(summary.mode("relay"))
+        #expect(large.speedup == 1)
+        #expect(large.largeShare == 1)
+        #expect(large.relativeCost == 1)
+        #expect(small.speedup == 4)
+        #expect(small.largeShare == 0)
+        #expect(abs((small.relativeCost ?? 0) - 1.0 / 3) < 1e-12)
+        // relay ran 5 problems: large took 10 s on them, relay 5 s.
+        #expect(relay.sharedWithLarge == 5)
+        #expect(relay.speedup == 2)
+        #expect(relay.largeShare == 0.2)
+        #expect(abs((relay.relativeCost ?? 0) - 70.0 / 150) < 1e-12)
+        #expect(relay.meanSeconds == 1)
+        #expect(relay.accuracy == 0.8)
+    }
+
+    @Test func withoutALargeRunThereIsNoSpeedUp() throws {
+        let summary = Report.summarize(fakeRecords().filter { $0.mode != "large" }, parameters: fakeParameters)
+        #expect(summary.modes.allSatisfy { $0.speedup == nil && $0.relativeCost == nil })
+        let html = Report.html(summary, records: [])
+        #expect(html.contains("needs results of mode large"))
+    }
+
+    @Test func theMarkdownTableHasOneRowPerMode() throws {
+        let summary = Report.summarize(fakeRecords(), parameters: fakeParameters)
+        let table = Report.table(summary)
+        let rows = table.split(separator: "\n")
+        #expect(rows.count == 5)
+        #expect(rows[2] == "| large | 10 | 70.0% (39.7–89.2) | 2.00 s | 1.00× | 100.0% | 1.00 |")
+        #expect(rows[3] == "| small | 10 | 40.0% (16.8–68.7) | 0.50 s | 4.00× | 0.0% | 0.33 |")
+    }
+
+    @Test func reportFilesAreWrittenWithTheExpectedNumbers() throws {
+        let dir = temporaryDirectory()
+        do {
+            let store = try ResultStore(directory: dir, config: sampleConfig())
+            for record in fakeRecords() { try store.append(record) }
+        }
+        let summary = try Report.write(directory: dir)
+        // Parameters come from config.json.
+        #expect(summary.parameters == fakeParameters)
+        let markdown = readText(dir + "/summary.md")
+        #expect(markdown.hasPrefix("# relay eval: GSM8K"))
+        #expect(markdown.contains("| relay | 5 | 80.0% (37.6–96.4) | 1.00 s | 2.00× | 20.0% | 0.47 |"))
+
+        let json = try #require(FileManager.default.contents(atPath: dir + "/summary.json"))
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        let modes = try #require(object["modes"] as? [[String: Any]])
+        #expect(modes.map { $0["mode"] as? String } == ["large", "small", "relay"])
+        #expect(modes[1]["speedup"] as? Double == 4)
+        #expect(modes[2]["large_share"] as? Double == 0.2)
+        #expect(modes[0]["accuracy"] as? Double == 0.7)
+        #expect(object["task"] as? String == "gsm8k")
+
+        let html = readText(dir + "/report.html")
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        #expect(html.contains("<svg"))
+        #expect(html.contains("Accuracy vs speed-up"))
+        #expect(html.contains("Accuracy vs large-model share"))
+        #expect(html.contains("Latency per problem"))
+        #expect(html.contains("70.0%"))
+        #expect(!html.contains("<script"))
+        #expect(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"))
+        #expect(!html.contains("https://"))
+    }
+
+    @Test func htmlEscapesAnswers() {
+        var records = fakeRecords()
+        let i = records.firstIndex { $0.id == "4" && $0.mode == "small" }!
+        records[i].extracted = "<script>alert(1)</script>"
+        let html = Report.html(Report.summarize(records), records: records)
+        #expect(!html.contains("<script>alert"))
+        #expect(html.contains("&lt;script&gt;"))
+    }
+}
+
+@Suite struct Comparisons {
+    @Test func mcnemarIsExact() {
+        #expect(Stats.mcnemarExact(b: 0, c: 0) == 1)
+        #expect(abs(Stats.mcnemarExact(b: 1, c: 6) - 0.125) < 1e-12)
+        #expect(abs(Stats.mcnemarExact(b: 0, c: 2) - 0.5) < 1e-12)
+        #expect(abs(Stats.mcnemarExact(b: 3, c: 3) - 1) < 1e-12)
+        // 0 of 20 discordant pairs in A's favour: 2 / 2^20.
+        #expect(abs(Stats.mcnemarExact(b: 0, c: 20) - 2 / 1_048_576) < 1e-15)
+    }
+
+    @Test func comparingTwoRunsPairsProblemsPerMode() throws {
+        let a = fakeRecords()
+        let b = fakeRecords(largeCorrect: 9)
+        let comparisons = Compare.compare(a, b)
+        #expect(comparisons.map(\.mode) == ["large", "small", "relay"])
+        let large = comparisons[0]
+        #expect(large.shared == 10)
+        #expect(large.correctA == 7 && large.correctB == 9)
+        #expect(large.onlyA == 0 && large.onlyB == 2)
+        #expect(abs(large.pValue - 0.5) < 1e-12)
+        #expect(comparisons[1].pValue == 1)
+    }
+
+    @Test func theComparisonTextNamesRunsConfigChangesAndModes() throws {
+        let dirA = temporaryDirectory("A"), dirB = temporaryDirectory("B")
+        do {
+            let store = try ResultStore(directory: dirA, config: sampleConfig())
+            for r in fakeRecords() { try store.append(r) }
+        }
+        do {
+            let store = try ResultStore(directory: dirB, config: sampleConfig(maxTokens: 512))
+            for r in fakeRecords(largeCorrect: 9) where r.mode != "relay" { try store.append(r) }
+        }
+        let text = try Compare.compare(directoryA: dirA, directoryB: dirB)
+        #expect(text.contains("A: \(dirA) (GSM8K, 10 problems, modes large, small, relay)"))
+        #expect(text.contains("max_tokens: 1024 → 512"))
+        let largeLine = try #require(text.split(separator: "\n").first { $0.hasPrefix("large ") })
+        #expect(largeLine.contains("70.0%"))
+        #expect(largeLine.contains("90.0%"))
+        #expect(largeLine.contains("+20.0 pp"))
+        #expect(largeLine.contains("0.500"))
+        #expect(text.contains("only in A: relay"))
+    }
+}
+
+@Suite struct ProgressBars {
+    @Test func theBarShowsDoneAccuracyAndETA() {
+        let line = ProgressBar.line(done: 5, total: 10, sessionDone: 5, correct: 4, seconds: 10, current: "large #5", width: 10)
+        #expect(line == "█████░░░░░  5/10  acc 80.0%  2.0 s/problem  ETA 10s  large #5")
+        #expect(ProgressBar.line(done: 3, total: 10, sessionDone: 0, correct: 0, seconds: 0, current: nil, width: 4) == "█░░░  3/10")
+        #expect(ProgressBar.duration(372) == "6m12s")
+        #expect(ProgressBar.duration(7500) == "2h05m")
+    }
+
+    @Test func theBarIsSilentWhenNotATerminal() throws {
+        final class Sink: @unchecked Sendable { var text = "" }
+        let quiet = Sink(), loud = Sink()
+        for (sink, enabled) in [(quiet, false), (loud, true)] {
+            let bar = ProgressBar(enabled: enabled, write: { sink.text += $0 })
+            bar.start(total: 2, alreadyDone: 0)
+            bar.begin(mode: "large", id: "0")
+            bar.update(correct: true, seconds: 1)
+            bar.finish()
+        }
+        #expect(quiet.text.isEmpty)
+        #expect(loud.text.contains("\r"))
+        #expect(loud.text.contains("1/2  acc 100.0%"))
+    }
+}
