@@ -27,4 +27,5 @@ relay="$(swift build -c release "${scratch[@]}" --show-bin-path)/relay"
 home="${RELAY_HOME:-$HOME/.cache/relay}"
 python3 scripts/make_tiny_gguf.py "$home/test" --check Tests/Fixtures
 
-swift test -c release "${scratch[@]}" "$@"
+# Model tests share one process-wide thread pool and model scratch buffers: run them one at a time.
+swift test -c release --no-parallel "${scratch[@]}" "$@"

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#pragma STDC FP_CONTRACT OFF
+RK_NO_CONTRACT
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static float *g_scores;

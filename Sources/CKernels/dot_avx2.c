@@ -8,7 +8,7 @@
 #include "internal.h"
 
 #if RK_X86
-#pragma STDC FP_CONTRACT OFF
+RK_NO_CONTRACT
 
 #define A2 RK_AVX2
 
@@ -90,7 +90,7 @@ A2 RK_INLINE void gunpack(int type, const uint8_t *p0, uint8_t *w, __m256 *dw, _
         const __m256i sixteen = _mm256_set1_epi8(16);
         const __m256i ctrl0 = _mm256_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
         const __m256i bits_lo = _mm256_set1_epi32(0x08040201), bits_hi = _mm256_set1_epi32((int)0x80402010u);
-#pragma clang loop unroll(full)
+RK_UNROLL
         for (int m = 0; m < 8; m++) {
             const __m256i sel = _mm256_shuffle_epi8(qh, _mm256_add_epi8(ctrl0, _mm256_set1_epi8((char)(m >> 1))));
             const __m256i bits = (m & 1) ? bits_hi : bits_lo;

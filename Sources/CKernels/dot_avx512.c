@@ -7,7 +7,7 @@
 #include "internal.h"
 
 #if RK_X86
-#pragma STDC FP_CONTRACT OFF
+RK_NO_CONTRACT
 
 #define A512 RK_AVX512
 
@@ -123,7 +123,7 @@ A512 RK_INLINE void unpack_legacy(int type, const uint8_t *p0, int nv, uint8_t *
         const __m512i ctrl0 = _mm512_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0,
                                                0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
         const __m512i bits_lo = _mm512_set1_epi32(0x08040201), bits_hi = _mm512_set1_epi32((int)0x80402010u);
-#pragma clang loop unroll(full)
+RK_UNROLL
         for (int m = 0; m < 8; m++) {
             const __m512i sel = _mm512_shuffle_epi8(qh, _mm512_add_epi8(ctrl0, _mm512_set1_epi8((char)(m >> 1))));
             W[m] = _mm512_mask_add_epi8(W[m], _mm512_test_epi8_mask(sel, (m & 1) ? bits_hi : bits_lo), W[m], sixteen);
@@ -160,7 +160,7 @@ A512 RK_INLINE void unpack_q45k(int type, const uint8_t *p0, uint8_t *w, __m512 
                                            0x40404040, 0x10101010, 0x04040404, 0x01010101);
         const __m512i sixteen = _mm512_set1_epi8(16);
         const __m512i base = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);
-#pragma clang loop unroll(full)
+RK_UNROLL
         for (int m = 0; m < 8; m++) {
             const __m512i sel = _mm512_permutexvar_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(m)), Q);
             W[m] = _mm512_mask_add_epi8(W[m], _mm512_test_epi8_mask(sel, J), W[m], sixteen);
@@ -265,7 +265,7 @@ A512 RK_INLINE void unpack_legacy8(int type, const uint8_t *p0, int nv, uint8_t 
         const __m256i sixteen = _mm256_set1_epi8(16);
         const __m256i ctrl0 = _mm256_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
         const __m256i bits_lo = _mm256_set1_epi32(0x08040201), bits_hi = _mm256_set1_epi32((int)0x80402010u);
-#pragma clang loop unroll(full)
+RK_UNROLL
         for (int m = 0; m < 8; m++) {
             const __m256i sel = _mm256_shuffle_epi8(qh, _mm256_add_epi8(ctrl0, _mm256_set1_epi8((char)(m >> 1))));
             W[m] = _mm256_mask_add_epi8(W[m], _mm256_test_epi8_mask(sel, (m & 1) ? bits_hi : bits_lo), W[m], sixteen);
@@ -294,7 +294,7 @@ A512 RK_INLINE void unpack_q45k8(int type, const uint8_t *p0, uint8_t *w, __m256
         const __m256i J = _mm256_set_epi32((int)0x80808080, 0x20202020, 0x08080808, 0x02020202, 0x40404040, 0x10101010,
                                            0x04040404, 0x01010101);
         const __m256i sixteen = _mm256_set1_epi8(16);
-#pragma clang loop unroll(full)
+RK_UNROLL
         for (int m = 0; m < 8; m++) {
             const __m256i sel = _mm256_permutexvar_epi32(_mm256_set1_epi32(m), Q);
             W[m] = _mm256_mask_add_epi8(W[m], _mm256_test_epi8_mask(sel, J), W[m], sixteen);

@@ -17,6 +17,19 @@
 
 #define RK_INLINE static inline __attribute__((always_inline))
 
+// Kernels must not fuse a multiply and an add that the source keeps apart: every (row, token)
+// result has to be computed with exactly the same rounding whatever the tile shape.
+#if defined(__clang__)
+#define RK_NO_CONTRACT _Pragma("STDC FP_CONTRACT OFF")
+#define RK_UNROLL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__)
+#define RK_NO_CONTRACT _Pragma("GCC optimize(\"fp-contract=off\")")
+#define RK_UNROLL _Pragma("GCC unroll 8")
+#else
+#define RK_NO_CONTRACT
+#define RK_UNROLL
+#endif
+
 // --- GGML block layouts (byte-exact with GGUF files) ------------------------------------------
 #define QK 32   // elements per block of the "legacy" types
 #define QKK 256 // elements per super-block of the K-quants

@@ -8,7 +8,7 @@ import Foundation
 public struct Generation: Sendable {
     /// The answer as a user sees it (relay tags removed).
     public var output: String
-    /// Generated tokens by role (`Role.large`, `Role.small`).
+    /// Generated tokens by role (`RoleKey.large`, `RoleKey.small`).
     public var tokens: [String: Int]
     public var drafted: Int?
     public var accepted: Int?

@@ -125,7 +125,7 @@ public enum Report {
                 mode: mode, n: n, correct: correct, accuracy: Double(correct) / Double(n), ciLow: low, ciHigh: high,
                 meanSeconds: total / Double(n), medianSeconds: Stats.quantile(seconds.sorted(), 0.5), totalSeconds: total,
                 tokens: tokens, meanTokens: Double(allTokens) / Double(n),
-                largeShare: allTokens > 0 ? Double(tokens[Role.large] ?? 0) / Double(allTokens) : nil,
+                largeShare: allTokens > 0 ? Double(tokens[RoleKey.large] ?? 0) / Double(allTokens) : nil,
                 tokensPerSecond: total > 0 ? Double(allTokens) / total : nil,
                 sharedWithLarge: shared.count, speedup: speedup, relativeCost: cost,
                 meanHandovers: handovers.isEmpty ? nil : Double(handovers.reduce(0, +)) / Double(handovers.count),
@@ -154,7 +154,7 @@ public enum Report {
         if let modes {
             return modes + present.filter { !modes.contains($0) }
         }
-        let first = Role.order.filter(present.contains)
+        let first = RoleKey.order.filter(present.contains)
         return first + present.filter { !first.contains($0) }
     }
 
@@ -222,7 +222,7 @@ public enum Report {
         if summary.parameters.isEmpty {
             notes.append("Cost vs large: needs parameter counts of the models (not given).")
         } else {
-            let ps = Role.sorted(summary.parameters.keys).map { "\($0) \(compactCount(summary.parameters[$0]!))" }
+            let ps = RoleKey.sorted(summary.parameters.keys).map { "\($0) \(compactCount(summary.parameters[$0]!))" }
             notes.append("Cost vs large: parameter-weighted generated tokens (Σ parameters × tokens per model; \(ps.joined(separator: ", "))) relative to `large`, on the same problems.")
         }
         let extras = summary.modes.filter { $0.truncated > 0 || $0.unanswered > 0 }
@@ -237,7 +237,7 @@ public enum Report {
     static func describe(_ summary: Summary) -> [String] {
         var lines = ["\(summary.problems) problem\(summary.problems == 1 ? "" : "s")" + (summary.config.map { "; selection: \($0.selection.summary)" } ?? "")]
         if let config = summary.config {
-            for role in Role.sorted(config.models.keys) {
+            for role in RoleKey.sorted(config.models.keys) {
                 let m = config.models[role]!
                 var text = "\(role): \((m.path as NSString).lastPathComponent) (sha256 \(m.sha256.prefix(12))…"
                 if let p = m.parameters { text += ", \(compactCount(p)) parameters" }
@@ -285,7 +285,7 @@ public enum Report {
         var out: [String: String] = [:]
         var next = 2
         for m in summary.modes {
-            if m.mode == Role.large { out[m.mode] = palette[0] } else if m.mode == Role.small { out[m.mode] = palette[1] } else {
+            if m.mode == RoleKey.large { out[m.mode] = palette[0] } else if m.mode == RoleKey.small { out[m.mode] = palette[1] } else {
                 out[m.mode] = palette[next % palette.count]
                 next += 1
             }
@@ -539,7 +539,7 @@ public enum Report {
         var s = svgOpen(frame, label: "accuracy vs large-model share")
         s += axes(frame, x: x, xTicks: xTicks, xFormat: { trim(100 * $0) + "%" }, xTitle: "share of tokens written by the large model",
                   y: y, yTicks: yTicks, yFormat: { trim(100 * $0) + "%" }, yTitle: "accuracy")
-        if let small = summary.mode(Role.small), let large = summary.mode(Role.large),
+        if let small = summary.mode(RoleKey.small), let large = summary.mode(RoleKey.large),
            let s0 = small.largeShare, let s1 = large.largeShare {
             s += "<line class=\"ref\" x1=\"\(f1(px(s0)))\" y1=\"\(f1(py(small.accuracy)))\" x2=\"\(f1(px(s1)))\" y2=\"\(f1(py(large.accuracy)))\"/>"
         }

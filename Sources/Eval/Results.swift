@@ -33,7 +33,7 @@ import Darwin
 //   output             string   the answer as a user sees it (relay tags removed)
 
 /// Model roles, the keys of the per-role objects in the results.
-public enum Role {
+public enum RoleKey {
     public static let large = "large"
     public static let small = "small"
     /// Display order of roles.
@@ -197,7 +197,7 @@ enum JSONText {
     }
 
     static func roleMap<V>(_ map: [String: V], _ format: (V) -> String) -> String {
-        "{" + Role.sorted(map.keys).map { "\(string($0)):\(format(map[$0]!))" }.joined(separator: ",") + "}"
+        "{" + RoleKey.sorted(map.keys).map { "\(string($0)):\(format(map[$0]!))" }.joined(separator: ",") + "}"
     }
 }
 

@@ -12,6 +12,7 @@ extension RelayCommand {
 
         @OptionGroup var model: ModelOptions
         @OptionGroup var sampling: SamplingOptions
+        @OptionGroup var relay: RelayOptions
 
         @Option(name: [.customShort("p"), .long], help: "Prompt text.")
         var prompt: String?
@@ -28,6 +29,9 @@ extension RelayCommand {
         @Flag(help: "Print one JSON object with the text and timings instead of streaming text.")
         var json = false
 
+        @Flag(help: "Colour the text by the model that wrote it (large: default colour, small: green).")
+        var color = false
+
         func validate() throws {
             guard (prompt == nil) != (file == nil) else { throw ValidationError("give exactly one of -p/--prompt and -f/--file") }
         }
@@ -40,23 +44,29 @@ extension RelayCommand {
             } else {
                 text = prompt!
             }
+            let needsLarge = relay.mode != "small"
             let m = try model.load()
-            let tok = m.tokenizer
+            let draft = try model.loadDraft()
+            let primary = relay.mode == "small" ? (draft ?? m) : m
+            let tok = primary.tokenizer
             var options = sampling.options
             let input: [Int32]
             if raw {
                 input = tok.encode(text, addBOS: tok.addBOS)
             } else {
-                let template = try model.template(for: m)
+                let template = try model.template(for: primary)
                 var messages: [ChatMessage] = []
                 if let system { messages.append(ChatMessage(role: "system", content: system)) }
                 messages.append(ChatMessage(role: "user", content: text))
                 input = tok.encode(template.render(messages), addBOS: tok.addBOS)
                 options.stop += template.stopStrings
             }
-            let strategy = Solo(session: Session(model: m, contextSize: model.ctxSize), role: .large, sampling: options.sampling)
-            let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, _ in
-                if !json { writeOut(piece) }
+            let pair = ModePair(large: needsLarge ? Session(model: m, contextSize: model.ctxSize) : nil,
+                                small: draft.map { Session(model: $0, contextSize: model.ctxSize) })
+            let strategy = try Modes.make(relay.mode, pair: pair, settings: relay.settings(sampling: options.sampling))
+            let colors = color && isatty(1) != 0
+            let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role in
+                if !json { writeOut(colors ? paint(piece, role) : piece) }
                 return true
             }
             let stats = Telemetry(result)
@@ -82,9 +92,16 @@ struct Telemetry {
     var decodeRate: Double { decodeSeconds > 0 ? Double(max(result.tokens.count - 1, 0)) / decodeSeconds : 0 }
 
     var summary: String {
-        String(format: "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %.2f s | finish: %@ | %@, %d threads",
-               result.promptTokens, prefillRate, result.tokens.count, decodeRate, result.seconds,
-               result.finishReason.rawValue, Threads.isa, Threads.count)
+        var s = String(format: "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %.2f s | finish: %@ | %@, %d threads",
+                       result.promptTokens, prefillRate, result.tokens.count, decodeRate, result.seconds,
+                       result.finishReason.rawValue, Threads.isa, Threads.count)
+        if result.tokensByRole.count > 1 || result.drafted > 0 {
+            s += String(format: "\nlarge %d tokens, small %d tokens (large share %.1f%%) | hand-overs %d | drafted %d, accepted %d (%.1f%%)",
+                        result.tokensByRole[.large] ?? 0, result.tokensByRole[.small] ?? 0, result.largeShare * 100,
+                        result.handovers, result.drafted, result.accepted,
+                        result.drafted > 0 ? Double(result.accepted) * 100 / Double(result.drafted) : 0)
+        }
+        return s
     }
 
     func json() throws -> String {
@@ -99,8 +116,19 @@ struct Telemetry {
             "prefill_tokens_per_second": prefillRate,
             "decode_tokens_per_second": decodeRate,
             "seconds": result.seconds,
+            "tokens_by_role": Dictionary(uniqueKeysWithValues: result.tokensByRole.map { ($0.key.rawValue, $0.value) }),
+            "segments": result.segments.map { ["role": $0.role.rawValue, "text": $0.text] },
+            "handovers": result.handovers,
+            "drafted": result.drafted,
+            "accepted": result.accepted,
+            "large_share": result.largeShare,
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
+}
+
+/// ANSI colour for text the small model wrote.
+func paint(_ text: String, _ role: Role) -> String {
+    role == .small ? "\u{1B}[32m" + text + "\u{1B}[0m" : text
 }

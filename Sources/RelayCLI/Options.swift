@@ -11,6 +11,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("m"), .long], help: "Model: a GGUF path or a name from `relay models list`.")
     var model: String = "smollm2-135m"
 
+    @Option(name: [.customLong("md", withSingleDash: true), .customLong("model-draft")],
+            help: "Small (draft) model for the relay modes: a GGUF path or a model name.")
+    var draftModel: String?
+
     @Option(name: [.customShort("c"), .customLong("ctx-size")], help: "Context size: the most positions the KV cache holds.")
     var ctxSize: Int = 4096
 
@@ -29,6 +33,13 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> Model {
         Threads.configure(threads)
         return try Model(path: AssetStore().resolveModel(model))
+    }
+
+    /// The small model, if -md was given.
+    func loadDraft() throws -> Model? {
+        guard let draftModel else { return nil }
+        Threads.configure(threads)
+        return try Model(path: AssetStore().resolveModel(draftModel))
     }
 
     func template(for model: Model) throws -> ChatTemplate {
@@ -85,6 +96,39 @@ struct SamplingOptions: ParsableArguments {
         o.sampling.repeatLastN = repeatLastN
         o.sampling.seed = seed
         return o
+    }
+}
+
+/// Mode selection and the relay methods' settings.
+struct RelayOptions: ParsableArguments {
+    @Option(help: "Decoding mode: \(Modes.names.joined(separator: ", ")).")
+    var mode = "large"
+
+    @Option(name: [.customLong("draft-max"), .customLong("spec-draft-n-max")], help: "Most tokens drafted per speculative step.")
+    var draftMax = DraftParams().max
+
+    @Option(name: [.customLong("draft-min"), .customLong("spec-draft-n-min")], help: "Fewest drafted tokens worth verifying.")
+    var draftMin = DraftParams().min
+
+    @Option(name: [.customLong("draft-p-min"), .customLong("spec-draft-p-min")], help: "Stop drafting below this draft probability.")
+    var draftPMin = DraftParams().pMin
+
+    @Option(help: "Cue file for relaygen modes (from `relay calibrate`).")
+    var cues: String?
+
+    func validate() throws {
+        guard draftMax >= 1 else { throw ValidationError("--draft-max must be at least 1") }
+        guard draftMin >= 0, draftMin <= draftMax else { throw ValidationError("--draft-min must be in 0...--draft-max") }
+    }
+
+    func settings(sampling: SamplingParams) throws -> Modes.Settings {
+        var s = Modes.Settings()
+        s.sampling = sampling
+        s.draft.max = draftMax
+        s.draft.min = draftMin
+        s.draft.pMin = draftPMin
+        s.cues = try cues.map(CueSet.load)
+        return s
     }
 }
 

@@ -98,7 +98,7 @@ struct CLITests {
     }
 
     @Test("bad input gets one clear error line and a non-zero exit", arguments: [
-        ("missing file", "/nonexistent/x.gguf", "cannot open"),
+        ("missing file", "/nonexistent/x.gguf", "not a file"),
         ("unknown model name", "no-such-model", "unknown model"),
     ])
     func badModelArgument(_ c: (String, String, String)) throws {

@@ -33,15 +33,16 @@ func softmax(_ row: ArraySlice<Float>) -> [Float] {
     return e.map { $0 / s }
 }
 
-/// A near tie: in llama.cpp's own distribution the two tokens' logits differ by less than this.
-/// (llama.cpp keeps the KV cache in fp16, Relay in fp32, which moves logits by about this much.)
+/// A near tie in llama.cpp's own distribution: the two tokens' probabilities differ by less than
+/// 0.03 or their logits by less than 0.2. (llama.cpp's own probabilities move by up to 0.014 between
+/// batched and one-at-a-time evaluation; it keeps the KV cache in fp16, Relay in fp32.)
 func isNearTie(refP: Float, oursInRef: Float) -> Bool {
-    oursInRef > 0 && logf(refP / oursInRef) < 0.2
+    refP - oursInRef < 0.03 || (oursInRef > 0 && logf(refP / oursInRef) < 0.2)
 }
 
 @Suite("Agreement with llama.cpp", .serialized)
 struct ReferenceTests {
-    static let models = ["smollm2-135m", "tiny-qwen3", "tiny-llama3"]
+    static let models = ["smollm2-135m", "qwen2.5-coder-0.5b", "tiny-qwen3", "tiny-llama3"]
 
     @Test("prompt token ids match llama.cpp", arguments: models)
     func promptIDs(name: String) throws {

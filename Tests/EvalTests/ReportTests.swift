@@ -8,16 +8,16 @@ import Testing
 func fakeRecords(largeCorrect: Int = 7) -> [EvalRecord] {
     var records: [EvalRecord] = []
     for i in 0..<10 {
-        records.append(sampleRecord("\(i)", "large", correct: i < largeCorrect, seconds: 2, tokens: [Role.large: 100]))
-        records.append(sampleRecord("\(i)", "small", correct: i < 4, seconds: 0.5, tokens: [Role.small: 100]))
+        records.append(sampleRecord("\(i)", "large", correct: i < largeCorrect, seconds: 2, tokens: [RoleKey.large: 100]))
+        records.append(sampleRecord("\(i)", "small", correct: i < 4, seconds: 0.5, tokens: [RoleKey.small: 100]))
         if i < 5 {
-            records.append(sampleRecord("\(i)", "relay", correct: i < 4, seconds: 1, tokens: [Role.large: 20, Role.small: 80]))
+            records.append(sampleRecord("\(i)", "relay", correct: i < 4, seconds: 1, tokens: [RoleKey.large: 20, RoleKey.small: 80]))
         }
     }
     return records
 }
 
-let fakeParameters: [String: Double] = [Role.large: 1.5e9, Role.small: 0.5e9]
+let fakeParameters: [String: Double] = [RoleKey.large: 1.5e9, RoleKey.small: 0.5e9]
 
 @Suite struct Summaries {
     @Test func accuracyComesWithAWilsonInterval() throws {

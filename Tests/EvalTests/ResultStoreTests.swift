@@ -4,12 +4,12 @@ import Testing
 
 func sampleConfig(maxTokens: Int = 1024, largePath: String = "/models/large.gguf") -> EvalConfig {
     EvalConfig(task: "gsm8k", selection: Selection(limit: 3), maxTokens: maxTokens,
-               models: [Role.large: ModelInfo(path: largePath, sha256: "aa11", parameters: 1.5e9),
-                        Role.small: ModelInfo(path: "/models/small.gguf", sha256: "bb22", parameters: 0.5e9)])
+               models: [RoleKey.large: ModelInfo(path: largePath, sha256: "aa11", parameters: 1.5e9),
+                        RoleKey.small: ModelInfo(path: "/models/small.gguf", sha256: "bb22", parameters: 0.5e9)])
 }
 
 func sampleRecord(_ id: String, _ mode: String, correct: Bool = true, seconds: Double = 1,
-                  tokens: [String: Int] = [Role.large: 10]) -> EvalRecord {
+                  tokens: [String: Int] = [RoleKey.large: 10]) -> EvalRecord {
     EvalRecord(id: id, mode: mode, output: "… \\boxed{18}", extracted: "18", reference: correct ? "18" : "19",
                correct: correct, tokens: tokens, seconds: seconds, finishReason: "stop")
 }
@@ -21,12 +21,12 @@ func readText(_ path: String) -> String {
 @Suite struct ResultStores {
     @Test func recordsAreWrittenOneJSONLineEachAndReadBack() throws {
         let dir = temporaryDirectory()
-        var record = sampleRecord("0", "large", tokens: [Role.large: 120, Role.small: 30])
+        var record = sampleRecord("0", "large", tokens: [RoleKey.large: 120, RoleKey.small: 30])
         record.drafted = 40
         record.accepted = 30
         record.handovers = 2
-        record.prefillSeconds = [Role.large: 0.5, Role.small: 0.1]
-        record.decodeSeconds = [Role.large: 2.5, Role.small: 0.4]
+        record.prefillSeconds = [RoleKey.large: 0.5, RoleKey.small: 0.1]
+        record.decodeSeconds = [RoleKey.large: 2.5, RoleKey.small: 0.4]
         record.tokensPerSecond = 50
         do {
             let store = try ResultStore(directory: dir, config: sampleConfig())
@@ -87,7 +87,7 @@ func readText(_ path: String) -> String {
             try Harness.run(problems: problems, modes: ["large"], scoring: .gsm8k, store: store) { problem, _ in
                 calls += 1
                 if calls == 3 { throw Interrupted() }
-                return Generation(output: "The answer is \(problem.answer).", tokens: [Role.large: 7], seconds: 2)
+                return Generation(output: "The answer is \(problem.answer).", tokens: [RoleKey.large: 7], seconds: 2)
             }
         }
         let saved = try ResultStore.readRecords(directory: dir)
@@ -98,7 +98,7 @@ func readText(_ path: String) -> String {
         var resumed: [String] = []
         let counts = try Harness.run(problems: problems, modes: ["large"], scoring: .gsm8k, store: store) { problem, _ in
             resumed.append(problem.id)
-            return Generation(output: "\\boxed{\(problem.answer)}", tokens: [Role.large: 7], seconds: 2)
+            return Generation(output: "\\boxed{\(problem.answer)}", tokens: [RoleKey.large: 7], seconds: 2)
         }
         #expect(resumed == ["2", "3"])
         #expect(counts == RunCounts(ran: 2, skipped: 2, correct: 2))
@@ -160,7 +160,7 @@ func readText(_ path: String) -> String {
         let dir = temporaryDirectory()
         do { _ = try ResultStore(directory: dir, config: sampleConfig()) }
         var changed = sampleConfig(maxTokens: 512)
-        changed.models[Role.small]?.sha256 = "cc33"
+        changed.models[RoleKey.small]?.sha256 = "cc33"
         let error = #expect(throws: EvalError.self) { try ResultStore(directory: dir, config: changed) }
         let message = "\(error!)"
         #expect(message.contains("max_tokens: 1024 → 512"))

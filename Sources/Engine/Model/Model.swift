@@ -80,6 +80,9 @@ public final class Model: @unchecked Sendable {
 
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
 
+    /// Weights in the file (elements of every tensor), the measure of cost per token.
+    public var parameterCount: Int { file.tensors.values.reduce(0) { $0 + $1.dims.reduce(1, *) } }
+
     /// Which positions of a forward call need logits.
     public enum LogitsWanted: Equatable {
         case last

@@ -1,0 +1,105 @@
+import Engine
+import Foundation
+
+/// The decoding modes, by name, built over one pair of sessions. Sessions outlive a request, so
+/// consecutive requests that share a prefix (a system prompt) reuse each model's KV cache.
+public struct ModePair {
+    public let large: Session?
+    public let small: Session?
+
+    public init(large: Session?, small: Session?) {
+        self.large = large
+        self.small = small
+    }
+}
+
+public enum Modes {
+    public static let names = ["large", "small", "speculative", "relaygen", "relaygen-sd"]
+
+    /// Settings a mode may read; `parameters` come from `name:key=value,...`.
+    public struct Settings: Sendable {
+        public var sampling = SamplingParams()
+        public var draft = DraftParams()
+        public var cues: CueSet?
+        public init() {}
+    }
+
+    public static func make(_ name: String, parameters: [String: String] = [:], pair: ModePair, settings: Settings) throws -> DecodingStrategy {
+        var draft = settings.draft
+        if let v = parameters["draft-max"].flatMap(Int.init) { draft.max = v }
+        if let v = parameters["draft-min"].flatMap(Int.init) { draft.min = v }
+        if let v = parameters["draft-p-min"].flatMap(Float.init) { draft.pMin = v }
+
+        func need(_ role: Role) throws -> Session {
+            guard let s = role == .large ? pair.large : pair.small else { throw ModeError.missingModel(mode: name, role: role) }
+            return s
+        }
+        func relayGen(speculative: Bool) throws -> DecodingStrategy {
+            let large = try need(.large), small = try need(.small)
+            try requireSharedVocabulary(large.model, small.model)
+            guard var cues = settings.cues?.cues.map(\.text) else { throw ModeError.missingCues(mode: name) }
+            if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
+            let driver: DecodingStrategy = speculative
+                ? try Speculative(target: large, draft: small, sampling: settings.sampling, draftParams: draft)
+                : Solo(session: large, role: .large, sampling: settings.sampling)
+            return RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
+                            tokenizer: large.model.tokenizer, settings: RelayGen.Settings(cues: cues))
+        }
+        switch name {
+        case "large": return Solo(session: try need(.large), role: .large, sampling: settings.sampling)
+        case "small": return Solo(session: try need(.small), role: .small, sampling: settings.sampling)
+        case "speculative":
+            return try Speculative(target: try need(.large), draft: try need(.small), sampling: settings.sampling, draftParams: draft)
+        case "relaygen": return try relayGen(speculative: false)
+        case "relaygen-sd": return try relayGen(speculative: true)
+        default: throw ModeError.unknown(name)
+        }
+    }
+}
+
+public enum ModeError: Error, CustomStringConvertible {
+    case unknown(String)
+    case missingModel(mode: String, role: Role)
+    case missingCues(mode: String)
+
+    public var description: String {
+        switch self {
+        case .unknown(let n): return "unknown mode '\(n)' (known: \(Modes.names.joined(separator: ", ")))"
+        case .missingModel(let m, let r):
+            return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
+        case .missingCues(let m): return "mode '\(m)' needs a cue file: pass --cues FILE (made by `relay calibrate`)"
+        }
+    }
+}
+
+/// Calibrated cue phrases, as `relay calibrate` writes them.
+public struct CueSet: Codable, Sendable {
+    public struct Cue: Codable, Sendable {
+        public var text: String
+        public var delta: Double
+        public var count: Int
+    }
+    public var model: String?
+    public var cues: [Cue]
+
+    public static func load(_ path: String) throws -> CueSet {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CueError.unreadable(path) }
+        let set: CueSet
+        do { set = try JSONDecoder().decode(CueSet.self, from: data) } catch {
+            throw CueError.malformed(path, detail: "\(error)")
+        }
+        guard !set.cues.isEmpty, set.cues.allSatisfy({ !$0.text.isEmpty }) else { throw CueError.malformed(path, detail: "no cues, or an empty cue") }
+        return set
+    }
+}
+
+public enum CueError: Error, CustomStringConvertible {
+    case unreadable(String)
+    case malformed(String, detail: String)
+    public var description: String {
+        switch self {
+        case .unreadable(let p): return "cannot read cue file \(p)"
+        case .malformed(let p, let d): return "cue file \(p) is malformed: \(d.prefix(200))"
+        }
+    }
+}

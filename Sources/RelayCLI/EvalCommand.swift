@@ -1,0 +1,94 @@
+import ArgumentParser
+import Assets
+import Engine
+import Eval
+import Foundation
+import Relay
+
+extension RelayCommand {
+    struct EvalCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "eval",
+            abstract: "Accuracy, speed and cost of decoding modes on a benchmark.",
+            subcommands: [Run.self, Compare.self],
+            defaultSubcommand: Run.self)
+    }
+}
+
+extension RelayCommand.EvalCommand {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run problems under each mode; results go to --out DIR (re-running resumes).",
+            discussion: "-m is the large model, -md the small one (as llama.cpp's draft model); mode `small` runs -md.")
+
+        @OptionGroup var model: ModelOptions
+        @OptionGroup var relay: RelayOptions
+
+        @Option(help: "gsm8k, math500, math-train, or a JSONL file of {\"id\",\"question\",\"answer\"}.")
+        var task: String
+
+        @Option(help: "Modes, comma separated; a mode may carry parameters: name:key=value,key=value.")
+        var modes: String = "large,small"
+
+        @Option(help: "Results folder.")
+        var out: String
+
+        @Option(help: "Run at most N problems.") var limit: Int?
+        @Option(help: "Skip the first K problems (after shuffling).") var offset = 0
+        @Flag(help: "Shuffle the problems with --seed before --offset/--limit.") var shuffle = false
+        @Option(help: "Seed of --shuffle and of sampling.") var seed: UInt64 = 0
+
+        @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.") var maxTokens = 1024
+        @Option(name: .customLong("temp"), help: "Temperature (0: greedy).") var temperature: Float = 0
+        @Option(name: .customLong("system"), help: "System prompt (default: the template's own).") var system: String?
+        @Flag(name: .customLong("show-prompt"), help: "Print the first problem's prompt and exit.") var showPrompt = false
+
+        func run() throws {
+            let specs = try ModeSpec.parseList(modes, known: Modes.names)
+            let taskSet = try TaskLoader.load(task, dataDirectory: AssetStore().dataDir)
+            let selection = Selection(offset: offset, limit: limit, shuffle: shuffle, seed: seed)
+            let problems = selection.apply(taskSet.problems)
+            let needLarge = specs.contains { $0.name != "small" }
+            let needSmall = specs.contains { $0.name != "large" }
+            if needSmall && model.draftModel == nil { throw ValidationError("modes \(modes) need a small model: pass -md SMALL") }
+            let store = AssetStore()
+            let large = needLarge ? try model.load() : nil
+            let small = needSmall ? try model.loadDraft() : nil
+            let primary = (large ?? small)!
+            let template = try model.template(for: primary)
+
+            var sampling = SamplingParams.greedy
+            sampling.temperature = temperature
+            sampling.seed = seed
+            var models: [String: ModelInfo] = [:]
+            for (role, m) in [("large", large), ("small", small)] {
+                guard let m else { continue }
+                models[role] = ModelInfo(path: m.file.path, sha256: try store.sha256(m.file.path), parameters: Double(m.parameterCount))
+            }
+            let config = EvalConfig(task: task, selection: selection, systemPrompt: system, maxTokens: maxTokens,
+                                    sampling: SamplingConfig(temperature: Double(temperature), seed: seed), models: models,
+                                    extra: ["chat_template": "\(template)", "context": "\(model.ctxSize)"])
+            var set = taskSet
+            set.problems = problems
+            let runner = EvalRunner(task: set, config: config, modes: specs, large: large, small: small, contextSize: model.ctxSize,
+                                    settings: try relay.settings(sampling: sampling), chatTemplate: template)
+            if showPrompt {
+                if let first = problems.first { writeOut(runner.promptText(first) + "\n") }
+                return
+            }
+            note("\(taskSet.name): \(problems.count) problems × \(specs.count) modes → \(out)")
+            let summary = try runner.run(directory: out, progress: ProgressBar())
+            writeOut(Report.table(summary) + "\n")
+        }
+    }
+
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Differences between two eval runs, with a paired test on accuracy.")
+        @Argument(help: "First results folder.") var first: String
+        @Argument(help: "Second results folder.") var second: String
+
+        func run() throws {
+            writeOut(try Eval.Compare.compare(directoryA: first, directoryB: second) + "\n")
+        }
+    }
+}
