@@ -78,9 +78,19 @@ public struct CueSet: Codable, Sendable {
         public var text: String
         public var delta: Double
         public var count: Int
+        public init(text: String, delta: Double, count: Int) {
+            self.text = text
+            self.delta = delta
+            self.count = count
+        }
     }
     public var model: String?
     public var cues: [Cue]
+
+    public init(model: String?, cues: [Cue]) {
+        self.model = model
+        self.cues = cues
+    }
 
     public static func load(_ path: String) throws -> CueSet {
         guard let data = FileManager.default.contents(atPath: path) else { throw CueError.unreadable(path) }

@@ -153,3 +153,58 @@ struct CLITests {
         #expect(r.stderr.contains("chat"), "\(r.stderr)")
     }
 }
+
+@Suite("relay eval end to end", .serialized)
+struct EvalCLITests {
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("relay-eval-\(UUID().uuidString)").path
+
+    func lines(_ file: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
+    @Test("runs GSM8K problems under three modes, resumes, refuses a changed config, and writes reports")
+    func endToEnd() throws {
+        let args = ["eval", "--task", "gsm8k", "--limit", "3", "-m", smol, "-md", smol, "--modes", "large,small,speculative",
+                    "--max-tokens", "48", "--out", out, "-t", "2"]
+        let first = try Relay.run(args)
+        #expect(first.status == 0, "\(first.stderr)")
+        let records = try lines(out + "/results.jsonl")
+        #expect(records.count == 9)
+        for key in ["id", "mode", "output", "extracted", "reference", "correct", "tokens", "seconds"] {
+            #expect(records.allSatisfy { $0.keys.contains(key) }, "missing \(key)")
+        }
+        // Same model as drafter and target: speculative output equals plain greedy, every draft accepted.
+        for id in Set(records.map { $0["id"] as! String }) {
+            let byMode = Dictionary(uniqueKeysWithValues: records.filter { $0["id"] as! String == id }.map { ($0["mode"] as! String, $0) })
+            #expect(byMode["speculative"]?["output"] as? String == byMode["large"]?["output"] as? String)
+            #expect(byMode["speculative"]?["drafted"] as? Int == byMode["speculative"]?["accepted"] as? Int)
+        }
+        for file in ["summary.md", "summary.json", "report.html", "config.json"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")
+        }
+        #expect(first.stdout.contains("speculative"))
+
+        // Re-running skips what is done.
+        let again = try Relay.run(args)
+        #expect(again.status == 0)
+        #expect(try lines(out + "/results.jsonl").count == 9)
+
+        // A changed config is refused and nothing is lost.
+        var changed = args
+        changed[changed.firstIndex(of: "48")!] = "32"
+        let refused = try Relay.run(changed)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("max"), "\(refused.stderr)")
+        #expect(try lines(out + "/results.jsonl").count == 9)
+    }
+
+    @Test("an unknown task or mode is one clear error line")
+    func badTaskOrMode() throws {
+        let badTask = try Relay.run(["eval", "--task", "nope", "-m", smol, "--modes", "large", "--out", out])
+        #expect(badTask.status != 0 && badTask.stderr.contains("nope"), "\(badTask.stderr)")
+        let badMode = try Relay.run(["eval", "--task", "gsm8k", "-m", smol, "--modes", "fastest", "--out", out])
+        #expect(badMode.status != 0 && badMode.stderr.contains("fastest"), "\(badMode.stderr)")
+    }
+}

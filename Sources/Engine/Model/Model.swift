@@ -113,11 +113,10 @@ public final class Model: @unchecked Sendable {
         var start = 0
         while start < tokens.count {
             let n = min(maxBatch, tokens.count - start)
-            let rows = max(first - start, 0) ..< n
+            let rows = min(max(first - start, 0), n) ..< n
             let written = max(start - first, 0)
             out.withUnsafeMutableBufferPointer { o in
-                forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows.isEmpty ? n ..< n : rows,
-                             into: o.baseAddress! + written * V)
+                forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows, into: o.baseAddress! + written * V)
             }
             start += n
         }
