@@ -1,6 +1,7 @@
-// Causal grouped-query attention in fp32. Work items are (token, head) pairs, heaviest (latest
-// token) first, handed out with an atomic counter. The arithmetic for a query depends only on its
-// absolute position, never on T, so batched and one-at-a-time forwards agree bit for bit.
+// Causal grouped-query attention in fp32. Work items are (token, KV group) pairs (per head on the
+// portable path), heaviest (latest token) first, handed out with an atomic counter. The arithmetic
+// for a query depends only on its absolute position, never on T, so batched and one-at-a-time
+// forwards agree bit for bit.
 #include "internal.h"
 #include <math.h>
 #include <pthread.h>
@@ -9,9 +10,11 @@
 
 RK_NO_CONTRACT
 
+// Shared scratch, serialised by g_lock; calls from inside a pool job use a per-thread one (see
+// matmul.c).
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static float *g_scores;
-static size_t g_scores_cap; // floats
+static struct fbuf { float *p; size_t cap; } g_scratch; // cap in floats
+static _Thread_local struct fbuf tl_scratch;
 
 typedef struct {
     const float *q, *k, *v;
@@ -19,7 +22,8 @@ typedef struct {
     int T, pos0, n_head, n_kv, hd, kv_stride, isa;
     float scale;
     float *scores;
-    size_t per_thread; // floats of score scratch per thread
+    size_t per_thread; // floats of scratch per thread
+    size_t ss;         // floats per score row
     int nscratch;
     _Atomic int next;
 } att_job;
@@ -76,57 +80,104 @@ RK_AVX512 static inline float hsum512(__m512 v) {
     return _mm_cvtss_f32(b);
 }
 
-RK_AVX512 static void head_avx512(const att_job *j, const float *q, const float *k, const float *v, float *o, int n,
-                                  float *s) {
-    const int hd = j->hd, nc = hd / 16; // hd % 16 == 0
-    const size_t ks = (size_t)j->kv_stride;
-    __m512 qv[16];
-    for (int c = 0; c < nc && c < 16; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
-    for (int p = 0; p < n; p++) {
-        const float *kp = k + (size_t)p * ks;
-        __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kp));
-        for (int c = 1; c < nc; c++)
-            acc = _mm512_fmadd_ps(c < 16 ? qv[c] : _mm512_loadu_ps(q + 16 * c), _mm512_loadu_ps(kp + 16 * c), acc);
-        s[p] = hsum512(acc) * j->scale;
+// One (token, KV group) work item: every head of the group goes through each block of 16 keys
+// (and of 16 values) while it is in L1, so the cache is read once per group, not once per head.
+// S: G score rows of ss floats; A: per head two sets (even / odd positions) of hd accumulators.
+RK_AVX512 static void group_avx512(const att_job *j, int t, int g, float *S, size_t ss, float *A) {
+    const int G = j->n_head / j->n_kv, hd = j->hd, nc = hd / 16, n = j->pos0 + t + 1; // hd % 16 == 0
+    const size_t ks = (size_t)j->kv_stride, qrow = (size_t)j->n_head * hd;
+    const float *k = j->k + (size_t)g * hd, *v = j->v + (size_t)g * hd;
+    const float *q0 = j->q + (size_t)t * qrow + (size_t)g * G * hd;
+    float *o0 = j->out + (size_t)t * qrow + (size_t)g * G * hd;
+    // Scores 16 keys at a time: one accumulator per key, then a transpose-and-add tree that treats
+    // every key the same way (a partial last block repeats its last key), so a key's score does not
+    // depend on where the block boundaries fall.
+    const __m512 vscale = _mm512_set1_ps(j->scale);
+    for (int p0 = 0; p0 < n; p0 += 16) {
+        const __mmask16 m = (n - p0 >= 16) ? (__mmask16)0xffff : (__mmask16)((1u << (n - p0)) - 1);
+        for (int hh = 0; hh < G; hh++) {
+            const float *q = q0 + (size_t)hh * hd;
+            __m512 a[16];
+            for (int i = 0; i < 16; i++) {
+                const float *kp = k + (size_t)(p0 + i < n ? p0 + i : n - 1) * ks;
+                __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q), _mm512_loadu_ps(kp));
+                for (int c = 1; c < nc; c++) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * c), _mm512_loadu_ps(kp + 16 * c), acc);
+                a[i] = acc;
+            }
+            __m512 b[8], c4[4];
+            for (int i = 0; i < 8; i++) b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+            for (int i = 0; i < 4; i++) {
+                const __m512d x0 = _mm512_castps_pd(b[2 * i]), x1 = _mm512_castps_pd(b[2 * i + 1]);
+                c4[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x0, x1)), _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x1)));
+            }
+            // c4[i], 128-bit lane l: partial sums (lane l) of keys 4i..4i+3
+            const __m512 w01 = _mm512_add_ps(_mm512_shuffle_f32x4(c4[0], c4[1], 0x88), _mm512_shuffle_f32x4(c4[0], c4[1], 0xDD));
+            const __m512 w23 = _mm512_add_ps(_mm512_shuffle_f32x4(c4[2], c4[3], 0x88), _mm512_shuffle_f32x4(c4[2], c4[3], 0xDD));
+            const __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(w01, w23, 0x88), _mm512_shuffle_f32x4(w01, w23, 0xDD));
+            _mm512_mask_storeu_ps(S + hh * ss + p0, m, _mm512_mul_ps(sum, vscale));
+        }
     }
-    // max
-    int p = 0;
-    for (; p + 16 <= n; p += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + p));
-    float mx = _mm512_reduce_max_ps(vmax);
-    for (; p < n; p++) mx = s[p] > mx ? s[p] : mx;
-    // exp and sum, 16 at a time (masked tail: same lane arithmetic)
-    const __m512 vm = _mm512_set1_ps(mx);
-    __m512 vsum = _mm512_setzero_ps();
-    for (p = 0; p < n; p += 16) {
-        const __mmask16 m = (n - p >= 16) ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1);
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + p), vm));
-        vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
-        _mm512_mask_storeu_ps(s + p, m, e);
+    // softmax numerators and 1/sum per head
+    float inv[64];
+    for (int hh = 0; hh < G; hh++) {
+        float *s = S + hh * ss;
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        int p = 0;
+        for (; p + 16 <= n; p += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + p));
+        float mx = _mm512_reduce_max_ps(vmax);
+        for (; p < n; p++) mx = s[p] > mx ? s[p] : mx;
+        const __m512 vm = _mm512_set1_ps(mx);
+        __m512 vsum = _mm512_setzero_ps();
+        for (p = 0; p < n; p += 16) { // masked tail: same lane arithmetic
+            const __mmask16 m = (n - p >= 16) ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1);
+            const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + p), vm));
+            vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
+            _mm512_mask_storeu_ps(s + p, m, e);
+        }
+        inv[hh] = 1.0f / hsum512(vsum);
     }
-    const float inv = 1.0f / hsum512(vsum);
-    // weighted sum of v: 4 chunks (64 floats) at a time, two accumulator sets (even / odd p)
-    for (int c0 = 0; c0 < nc; c0 += 4) {
-        const int cn = nc - c0 < 4 ? nc - c0 : 4;
-        __m512 a0[4], a1[4];
-        for (int c = 0; c < 4; c++) a0[c] = a1[c] = _mm512_setzero_ps();
-        const float *vb = v + 16 * c0;
-        int pp = 0;
-        for (; pp + 2 <= n; pp += 2) {
-            const __m512 w0 = _mm512_set1_ps(s[pp]), w1 = _mm512_set1_ps(s[pp + 1]);
-            const float *v0 = vb + (size_t)pp * ks, *v1 = v0 + ks;
-            for (int c = 0; c < cn; c++) {
-                a0[c] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * c), a0[c]);
-                a1[c] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(v1 + 16 * c), a1[c]);
+    // weighted sum of v: accumulators for even and odd positions, 64 floats at a time
+    memset(A, 0, sizeof(float) * 2 * (size_t)G * hd);
+    for (int p0 = 0; p0 < n; p0 += 16) {
+        const int p1 = p0 + 16 < n ? p0 + 16 : n;
+        for (int hh = 0; hh < G; hh++) {
+            const float *s = S + hh * ss;
+            float *a0p = A + (size_t)hh * 2 * hd, *a1p = a0p + hd;
+            for (int c0 = 0; c0 < nc; c0 += 4) {
+                const int cn = nc - c0 < 4 ? nc - c0 : 4;
+                __m512 a0[4], a1[4];
+                for (int c = 0; c < cn; c++) {
+                    a0[c] = _mm512_loadu_ps(a0p + 16 * (c0 + c));
+                    a1[c] = _mm512_loadu_ps(a1p + 16 * (c0 + c));
+                }
+                const float *vb = v + 16 * c0;
+                int pp = p0;
+                for (; pp + 2 <= p1; pp += 2) {
+                    const __m512 w0 = _mm512_set1_ps(s[pp]), w1 = _mm512_set1_ps(s[pp + 1]);
+                    const float *v0 = vb + (size_t)pp * ks, *v1 = v0 + ks;
+                    for (int c = 0; c < cn; c++) {
+                        a0[c] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * c), a0[c]);
+                        a1[c] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(v1 + 16 * c), a1[c]);
+                    }
+                }
+                if (pp < p1) { // only at the very end: blocks start at even positions
+                    const __m512 w0 = _mm512_set1_ps(s[pp]);
+                    const float *v0 = vb + (size_t)pp * ks;
+                    for (int c = 0; c < cn; c++) a0[c] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * c), a0[c]);
+                }
+                for (int c = 0; c < cn; c++) {
+                    _mm512_storeu_ps(a0p + 16 * (c0 + c), a0[c]);
+                    _mm512_storeu_ps(a1p + 16 * (c0 + c), a1[c]);
+                }
             }
         }
-        if (pp < n) {
-            const __m512 w0 = _mm512_set1_ps(s[pp]);
-            const float *v0 = vb + (size_t)pp * ks;
-            for (int c = 0; c < cn; c++) a0[c] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(v0 + 16 * c), a0[c]);
-        }
-        const __m512 vi = _mm512_set1_ps(inv);
-        for (int c = 0; c < cn; c++) _mm512_storeu_ps(o + 16 * (c0 + c), _mm512_mul_ps(_mm512_add_ps(a0[c], a1[c]), vi));
+    }
+    for (int hh = 0; hh < G; hh++) {
+        const float *a0p = A + (size_t)hh * 2 * hd, *a1p = a0p + hd;
+        const __m512 vi = _mm512_set1_ps(inv[hh]);
+        for (int c = 0; c < nc; c++)
+            _mm512_storeu_ps(o0 + (size_t)hh * hd + 16 * c,
+                             _mm512_mul_ps(_mm512_add_ps(_mm512_loadu_ps(a0p + 16 * c), _mm512_loadu_ps(a1p + 16 * c)), vi));
     }
 }
 
@@ -156,57 +207,102 @@ RK_AVX2 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(b);
 }
 
-RK_AVX2 static void head_avx2(const att_job *j, const float *q, const float *k, const float *v, float *o, int n,
-                              float *s) {
-    const int hd = j->hd, nc = hd / 8; // hd % 8 == 0
-    const size_t ks = (size_t)j->kv_stride;
-    for (int p = 0; p < n; p++) {
-        const float *kp = k + (size_t)p * ks;
-        __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kp));
-        for (int c = 1; c < nc; c++) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(kp + 8 * c), acc);
-        s[p] = hsum256(acc) * j->scale;
+// As group_avx512, with 8-key score blocks.
+RK_AVX2 static void group_avx2(const att_job *j, int t, int g, float *S, size_t ss, float *A) {
+    const int G = j->n_head / j->n_kv, hd = j->hd, nc = hd / 8, n = j->pos0 + t + 1; // hd % 8 == 0
+    const size_t ks = (size_t)j->kv_stride, qrow = (size_t)j->n_head * hd;
+    const float *k = j->k + (size_t)g * hd, *v = j->v + (size_t)g * hd;
+    const float *q0 = j->q + (size_t)t * qrow + (size_t)g * G * hd;
+    float *o0 = j->out + (size_t)t * qrow + (size_t)g * G * hd;
+    const __m256 vscale = _mm256_set1_ps(j->scale);
+    for (int p0 = 0; p0 < n; p0 += 8) {
+        for (int hh = 0; hh < G; hh++) {
+            const float *q = q0 + (size_t)hh * hd;
+            __m256 a[8];
+            for (int i = 0; i < 8; i++) {
+                const float *kp = k + (size_t)(p0 + i < n ? p0 + i : n - 1) * ks;
+                __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kp));
+                for (int c = 1; c < nc; c++) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(kp + 8 * c), acc);
+                a[i] = acc;
+            }
+            __m256 b[4], c2[2];
+            for (int i = 0; i < 4; i++) b[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+            for (int i = 0; i < 2; i++) {
+                const __m256d x0 = _mm256_castps_pd(b[2 * i]), x1 = _mm256_castps_pd(b[2 * i + 1]);
+                c2[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x0, x1)), _mm256_castpd_ps(_mm256_unpackhi_pd(x0, x1)));
+            }
+            const __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(c2[0], c2[1], 0x20), _mm256_permute2f128_ps(c2[0], c2[1], 0x31));
+            float tmp[8];
+            _mm256_storeu_ps(tmp, _mm256_mul_ps(sum, vscale));
+            float *s = S + hh * ss;
+            for (int i = 0; i < 8 && p0 + i < n; i++) s[p0 + i] = tmp[i];
+        }
     }
-    float mx = -INFINITY;
-    for (int p = 0; p < n; p++) mx = s[p] > mx ? s[p] : mx;
-    const __m256 vm = _mm256_set1_ps(mx);
-    __m256 vsum = _mm256_setzero_ps();
-    int p = 0;
-    for (; p + 8 <= n; p += 8) {
-        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm));
-        vsum = _mm256_add_ps(vsum, e);
-        _mm256_storeu_ps(s + p, e);
+    float inv[64];
+    for (int hh = 0; hh < G; hh++) {
+        float *s = S + hh * ss;
+        float mx = -INFINITY;
+        for (int p = 0; p < n; p++) mx = s[p] > mx ? s[p] : mx;
+        const __m256 vm = _mm256_set1_ps(mx);
+        __m256 vsum = _mm256_setzero_ps();
+        int p = 0;
+        for (; p + 8 <= n; p += 8) {
+            const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm));
+            vsum = _mm256_add_ps(vsum, e);
+            _mm256_storeu_ps(s + p, e);
+        }
+        if (p < n) { // tail through a padded copy: same lane arithmetic
+            float tmp[8];
+            for (int i = 0; i < 8; i++) tmp[i] = (p + i < n) ? s[p + i] : mx;
+            __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(tmp), vm));
+            _mm256_storeu_ps(tmp, e);
+            for (int i = n - p; i < 8; i++) tmp[i] = 0;
+            vsum = _mm256_add_ps(vsum, _mm256_loadu_ps(tmp));
+            for (int i = 0; p + i < n; i++) s[p + i] = tmp[i];
+        }
+        inv[hh] = 1.0f / hsum256(vsum);
     }
-    if (p < n) { // tail through a padded copy: same lane arithmetic
-        float tmp[8];
-        for (int i = 0; i < 8; i++) tmp[i] = (p + i < n) ? s[p + i] : mx;
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(tmp), vm));
-        _mm256_storeu_ps(tmp, e);
-        for (int i = n - p; i < 8; i++) tmp[i] = 0;
-        vsum = _mm256_add_ps(vsum, _mm256_loadu_ps(tmp));
-        for (int i = 0; p + i < n; i++) s[p + i] = tmp[i];
-    }
-    const float inv = 1.0f / hsum256(vsum);
-    for (int c0 = 0; c0 < nc; c0 += 4) {
-        const int cn = nc - c0 < 4 ? nc - c0 : 4;
-        __m256 a0[4], a1[4];
-        for (int c = 0; c < 4; c++) a0[c] = a1[c] = _mm256_setzero_ps();
-        const float *vb = v + 8 * c0;
-        int pp = 0;
-        for (; pp + 2 <= n; pp += 2) {
-            const __m256 w0 = _mm256_set1_ps(s[pp]), w1 = _mm256_set1_ps(s[pp + 1]);
-            const float *v0 = vb + (size_t)pp * ks, *v1 = v0 + ks;
-            for (int c = 0; c < cn; c++) {
-                a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v0 + 8 * c), a0[c]);
-                a1[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(v1 + 8 * c), a1[c]);
+    memset(A, 0, sizeof(float) * 2 * (size_t)G * hd);
+    for (int p0 = 0; p0 < n; p0 += 16) {
+        const int p1 = p0 + 16 < n ? p0 + 16 : n;
+        for (int hh = 0; hh < G; hh++) {
+            const float *s = S + hh * ss;
+            float *a0p = A + (size_t)hh * 2 * hd, *a1p = a0p + hd;
+            for (int c0 = 0; c0 < nc; c0 += 4) {
+                const int cn = nc - c0 < 4 ? nc - c0 : 4;
+                __m256 a0[4], a1[4];
+                for (int c = 0; c < cn; c++) {
+                    a0[c] = _mm256_loadu_ps(a0p + 8 * (c0 + c));
+                    a1[c] = _mm256_loadu_ps(a1p + 8 * (c0 + c));
+                }
+                const float *vb = v + 8 * c0;
+                int pp = p0;
+                for (; pp + 2 <= p1; pp += 2) {
+                    const __m256 w0 = _mm256_set1_ps(s[pp]), w1 = _mm256_set1_ps(s[pp + 1]);
+                    const float *v0 = vb + (size_t)pp * ks, *v1 = v0 + ks;
+                    for (int c = 0; c < cn; c++) {
+                        a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v0 + 8 * c), a0[c]);
+                        a1[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(v1 + 8 * c), a1[c]);
+                    }
+                }
+                if (pp < p1) {
+                    const __m256 w0 = _mm256_set1_ps(s[pp]);
+                    const float *v0 = vb + (size_t)pp * ks;
+                    for (int c = 0; c < cn; c++) a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v0 + 8 * c), a0[c]);
+                }
+                for (int c = 0; c < cn; c++) {
+                    _mm256_storeu_ps(a0p + 8 * (c0 + c), a0[c]);
+                    _mm256_storeu_ps(a1p + 8 * (c0 + c), a1[c]);
+                }
             }
         }
-        if (pp < n) {
-            const __m256 w0 = _mm256_set1_ps(s[pp]);
-            const float *v0 = vb + (size_t)pp * ks;
-            for (int c = 0; c < cn; c++) a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v0 + 8 * c), a0[c]);
-        }
-        const __m256 vi = _mm256_set1_ps(inv);
-        for (int c = 0; c < cn; c++) _mm256_storeu_ps(o + 8 * (c0 + c), _mm256_mul_ps(_mm256_add_ps(a0[c], a1[c]), vi));
+    }
+    for (int hh = 0; hh < G; hh++) {
+        const float *a0p = A + (size_t)hh * 2 * hd, *a1p = a0p + hd;
+        const __m256 vi = _mm256_set1_ps(inv[hh]);
+        for (int c = 0; c < nc; c++)
+            _mm256_storeu_ps(o0 + (size_t)hh * hd + 8 * c,
+                             _mm256_mul_ps(_mm256_add_ps(_mm256_loadu_ps(a0p + 8 * c), _mm256_loadu_ps(a1p + 8 * c)), vi));
     }
 }
 #endif
@@ -215,46 +311,60 @@ static void att_task(void *p, int ith, int nth) {
     (void)nth;
     att_job *j = (att_job *)p;
     if (ith >= j->nscratch) return; // pool grew since we sized the scratch: the others take the work
-    float *s = j->scores + (size_t)ith * j->per_thread;
-    const int total = j->T * j->n_head, group = j->n_head / j->n_kv;
+    float *S = j->scores + (size_t)ith * j->per_thread;
+    const int G = j->n_head / j->n_kv;
     const size_t qrow = (size_t)j->n_head * j->hd;
+#if RK_X86
+    const int grouped = (j->isa >= 2 && j->hd % 16 == 0) || (j->isa >= 1 && j->hd % 8 == 0);
+#else
+    const int grouped = 0;
+#endif
+    const int per_t = grouped ? j->n_kv : j->n_head, total = j->T * per_t;
     for (;;) {
         const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (i >= total) break;
-        const int t = j->T - 1 - i / j->n_head, h = i % j->n_head;
-        const int n = j->pos0 + t + 1;
-        const float *q = j->q + (size_t)t * qrow + (size_t)h * j->hd;
-        const size_t koff = (size_t)(h / group) * j->hd;
-        float *o = j->out + (size_t)t * qrow + (size_t)h * j->hd;
+        const int t = j->T - 1 - i / per_t, u = i % per_t; // latest (heaviest) tokens first
 #if RK_X86
-        if (j->isa >= 2 && j->hd % 16 == 0) { head_avx512(j, q, j->k + koff, j->v + koff, o, n, s); continue; }
-        if (j->isa >= 1 && j->hd % 8 == 0) { head_avx2(j, q, j->k + koff, j->v + koff, o, n, s); continue; }
+        if (grouped) {
+            float *A = S + (size_t)G * j->ss;
+            if (j->isa >= 2 && j->hd % 16 == 0) group_avx512(j, t, u, S, j->ss, A);
+            else group_avx2(j, t, u, S, j->ss, A);
+            continue;
+        }
 #endif
-        head_scalar(j, q, j->k + koff, j->v + koff, o, n, s);
+        const int n = j->pos0 + t + 1;
+        const size_t koff = (size_t)(u / G) * j->hd;
+        head_scalar(j, j->q + (size_t)t * qrow + (size_t)u * j->hd, j->k + koff, j->v + koff,
+                    j->out + (size_t)t * qrow + (size_t)u * j->hd, n, S);
     }
 }
 
 void rk_attention_isa(int isa, const float *q, const float *k, const float *v, float *out, int T, int pos0,
                       int n_head, int n_kv, int hd, int kv_stride, float scale) {
-    if (T <= 0 || n_head <= 0 || n_kv <= 0 || hd <= 0 || n_head % n_kv) return;
+    if (T <= 0 || n_head <= 0 || n_kv <= 0 || hd <= 0 || n_head % n_kv || n_head / n_kv > 64) return;
     if (isa > rk_isa_hw()) isa = rk_isa_hw();
-    const int nth = rk_in_parallel() ? 1 : rk_threads_count();
-    att_job j = {q, k, v, out, T, pos0, n_head, n_kv, hd, kv_stride, isa, scale, NULL, 0, nth, 0};
-    j.per_thread = ((size_t)(pos0 + T) + 16 + 15) & ~(size_t)15;
-    pthread_mutex_lock(&g_lock);
+    const int nested = rk_in_parallel();
+    const int nth = nested ? 1 : rk_threads_count();
+    struct fbuf *sb = nested ? &tl_scratch : &g_scratch;
+    att_job j = {q, k, v, out, T, pos0, n_head, n_kv, hd, kv_stride, isa, scale, NULL, 0, 0, nth, 0};
+    // per thread: G score rows, then 2*G*hd accumulators
+    const int G = n_head / n_kv;
+    j.ss = ((size_t)(pos0 + T) + 16 + 15) & ~(size_t)15;
+    j.per_thread = (G * j.ss + 2 * (size_t)G * hd + 15) & ~(size_t)15;
+    if (!nested) pthread_mutex_lock(&g_lock);
     const size_t need = j.per_thread * (size_t)nth;
-    if (need > g_scores_cap) {
-        free(g_scores);
-        g_scores = (float *)aligned_alloc(64, ((need + need / 4) * 4 + 63) & ~(size_t)63);
-        g_scores_cap = g_scores ? need + need / 4 : 0;
+    if (need > sb->cap) { // grow-only
+        free(sb->p);
+        sb->p = (float *)aligned_alloc(64, ((need + need / 4) * 4 + 63) & ~(size_t)63);
+        sb->cap = sb->p ? need + need / 4 : 0;
     }
-    if (g_scores) {
-        j.scores = g_scores;
+    if (sb->p) {
+        j.scores = sb->p;
         atomic_store_explicit(&j.next, 0, memory_order_relaxed);
         if (nth > 1 && (int64_t)T * n_head > 1) rk_parallel(att_task, &j);
         else att_task(&j, 0, 1);
     }
-    pthread_mutex_unlock(&g_lock);
+    if (!nested) pthread_mutex_unlock(&g_lock);
 }
 
 void rk_attention(const float *q, const float *k, const float *v, float *out, int T, int pos0, int n_head, int n_kv,

@@ -30,10 +30,13 @@ static inline size_t lbytes(int type) {
     case RK_Q4_1: return sizeof(blk_q4_1);
     case RK_Q5_0: return sizeof(blk_q5_0);
     case RK_Q5_1: return sizeof(blk_q5_1);
+    case RK_Q4_K: return sizeof(blk_q4_K);
+    case RK_Q5_K: return sizeof(blk_q5_K);
     default: return sizeof(blk_q8_0);
     }
 }
-#define HAS_MIN(type) ((type) == RK_Q4_1 || (type) == RK_Q5_1)
+#define IS_K45(type) ((type) == RK_Q4_K || (type) == RK_Q5_K)
+#define HAS_MIN(type) ((type) == RK_Q4_1 || (type) == RK_Q5_1 || IS_K45(type))
 #define FIVE(type) ((type) == RK_Q5_0 || (type) == RK_Q5_1)
 static inline size_t lqs(int type) { return type == RK_Q8_0 ? 2 : (HAS_MIN(type) ? 4 : 2) + (FIVE(type) ? 4 : 0); }
 
@@ -46,9 +49,62 @@ A2 RK_INLINE void transpose4(const __m256i in[4], __m256i out[4]) {
     out[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
-A2 RK_INLINE __m256i load2x16(const uint8_t *p, size_t bb) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
-                                   _mm_loadu_si128((const __m128i *)(p + bb)), 1);
+// [16 bytes at p | 16 bytes at p + bb], reading only blocks b0, b0 + 1 below nv (others zero).
+A2 RK_INLINE __m256i load2x16(const uint8_t *p, size_t bb, int b0, int nv) {
+    if (nv >= 8)
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
+                                       _mm_loadu_si128((const __m128i *)(p + bb)), 1);
+    const __m128i on = _mm_set1_epi32(-1), off = _mm_setzero_si128();
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_maskload_epi32((const int *)p, b0 < nv ? on : off)),
+                                   _mm_maskload_epi32((const int *)(p + bb), b0 + 1 < nv ? on : off), 1);
+}
+
+// 8x8 dword transpose: out[m] lane k = dword m of in[k].
+A2 RK_INLINE void transpose8(const __m256i r[8], __m256i o[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int m = 0; m < 4; m++) {
+        o[m] = _mm256_permute2x128_si256(u[m], u[m + 4], 0x20);
+        o[m + 4] = _mm256_permute2x128_si256(u[m], u[m + 4], 0x31);
+    }
+}
+
+// Q4_K / Q5_K: one super-block -> w[8] (lane k = sub-block k), scales d*sc and mins -dmin*m.
+A2 RK_INLINE void unpack_q45k(int type, const uint8_t *p0, uint8_t *w, __m256 *dw, __m256 *mn) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const uint8_t *qs = p0 + (type == RK_Q5_K ? 48 : 16);
+    __m256i R[8], Wv[8];
+    for (int c = 0; c < 4; c++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        R[2 * c] = _mm256_and_si256(q, m4);
+        R[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    }
+    if (type == RK_Q5_K) { // element l of sub-block j: bit j of qh[l]
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(p0 + 16)), b4 = _mm256_set1_epi8(16);
+        for (int j = 0; j < 8; j++) {
+            const __m256i hb = (j <= 4) ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+            R[j] = _mm256_or_si256(R[j], _mm256_and_si256(hb, b4));
+        }
+    }
+    transpose8(R, Wv);
+    for (int m = 0; m < 8; m++) _mm256_store_si256((__m256i *)(w + 32 * m), Wv[m]);
+    const uint8_t *s = p0 + 4;
+    const uint32_t a0 = rk_rd32(s), a1 = rk_rd32(s + 4), a2 = rk_rd32(s + 8);
+    const __m128i sc = _mm_set_epi32(0, 0, (int)((a2 & 0x0f0f0f0fu) | ((a0 >> 2) & 0x30303030u)), (int)(a0 & 0x3f3f3f3fu));
+    const __m128i mi = _mm_set_epi32(0, 0, (int)(((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 2) & 0x30303030u)), (int)(a1 & 0x3f3f3f3fu));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)rk_rd32(p0)));
+    *dw = _mm256_mul_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc)));
+    *mn = _mm256_sub_ps(_mm256_setzero_ps(),
+                        _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mi))));
 }
 
 // Low 16 bits of each dword of g, as 8 fp16 -> 8 floats.
@@ -57,17 +113,25 @@ A2 RK_INLINE __m256 half_lo(__m256i g) {
     return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
 }
 
-// Unpacks 8 consecutive blocks into w (interleaved; for Q8_0: |w| then w), scales, mins.
-A2 RK_INLINE void gunpack(int type, const uint8_t *p0, uint8_t *w, __m256 *dw, __m256 *mn) {
+// Unpacks 8 consecutive blocks (nv of them present; the rest read as zero) into w (interleaved;
+// for Q8_0: |w| then w), scales, mins.
+A2 RK_INLINE void gunpack(int type, const uint8_t *p0, int nv, uint8_t *w, __m256 *dw, __m256 *mn) {
+    if (IS_K45(type)) {
+        unpack_q45k(type, p0, w, dw, mn);
+        return;
+    }
     const size_t bb = lbytes(type), qo = lqs(type);
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7), _mm256_set1_epi32((int)bb));
-    const __m256i hdr = _mm256_i32gather_epi32((const int *)p0, idx, 1);
+    const __m256i blocks = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i idx = _mm256_mullo_epi32(blocks, _mm256_set1_epi32((int)bb));
+    const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), blocks);
+    const __m256i hdr = nv >= 8 ? _mm256_i32gather_epi32((const int *)p0, idx, 1)
+                                : _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)p0, idx, valid, 1);
     *dw = half_lo(hdr);
     if (HAS_MIN(type)) *mn = half_lo(_mm256_srli_epi32(hdr, 16));
     if (type == RK_Q8_0) {
         for (int h = 0; h < 2; h++) {
             __m256i A[4], B[4];
-            for (int q = 0; q < 4; q++) A[q] = load2x16(p0 + 2 * q * bb + qo + 16 * h, bb);
+            for (int q = 0; q < 4; q++) A[q] = load2x16(p0 + 2 * q * bb + qo + 16 * h, bb, 2 * q, nv);
             transpose4(A, B);
             for (int m = 0; m < 4; m++) {
                 _mm256_store_si256((__m256i *)(w + 32 * (4 * h + m)), _mm256_sign_epi8(B[m], B[m]));
@@ -77,7 +141,7 @@ A2 RK_INLINE void gunpack(int type, const uint8_t *p0, uint8_t *w, __m256 *dw, _
         return;
     }
     __m256i A[4], B[4];
-    for (int q = 0; q < 4; q++) A[q] = load2x16(p0 + 2 * q * bb + qo, bb);
+    for (int q = 0; q < 4; q++) A[q] = load2x16(p0 + 2 * q * bb + qo, bb, 2 * q, nv);
     transpose4(A, B);
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i W[8];
@@ -86,7 +150,8 @@ A2 RK_INLINE void gunpack(int type, const uint8_t *p0, uint8_t *w, __m256 *dw, _
         W[m + 4] = _mm256_and_si256(_mm256_srli_epi32(B[m], 4), m4);
     }
     if (FIVE(type)) {
-        const __m256i qh = _mm256_i32gather_epi32((const int *)(p0 + (HAS_MIN(type) ? 4 : 2)), idx, 1);
+        const int *qhp = (const int *)(p0 + (HAS_MIN(type) ? 4 : 2));
+        const __m256i qh = nv >= 8 ? _mm256_i32gather_epi32(qhp, idx, 1) : _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), qhp, idx, valid, 1);
         const __m256i sixteen = _mm256_set1_epi8(16);
         const __m256i ctrl0 = _mm256_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0);
         const __m256i bits_lo = _mm256_set1_epi32(0x08040201), bits_hi = _mm256_set1_epi32((int)0x80402010u);
@@ -110,24 +175,20 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
     for (int i = 0; i < RM; i++) wr[i] = W + (size_t)(r0 + i) * rs;
     _Alignas(64) uint8_t wbuf[4][512];
     _Alignas(64) float acc[4][4][8];
-    _Alignas(64) uint8_t pad[8 * 34];
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) _mm256_store_ps(acc[i][j], _mm256_setzero_ps());
     const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < nb; b += 8) {
         __m256 dw[4], mn[4];
         for (int i = 0; i < RM; i++) {
-            const uint8_t *src = wr[i] + (size_t)b * bb;
-            if (nb - b < 8) {
-                memset(pad, 0, sizeof pad);
-                memcpy(pad, src, (size_t)(nb - b) * bb);
-                src = pad;
-            }
-            gunpack(type, src, wbuf[i], &dw[i], &mn[i]);
+            if (IS_K45(type)) gunpack(type, wr[i] + (size_t)(b / 8) * bb, 8, wbuf[i], &dw[i], &mn[i]);
+            else if (nb - b < 8) gunpack(type, wr[i] + (size_t)b * bb, nb - b, wbuf[i], &dw[i], &mn[i]);
+            else gunpack(type, wr[i] + (size_t)b * bb, 8, wbuf[i], &dw[i], &mn[i]);
         }
         __m256i isum[4][4];
         for (int j = 0; j < RN; j++) {
-            const __m256i init = _mm256_load_si256((const __m256i *)(xg[j] + 320));
+            const __m256i init = IS_K45(type) || HAS_MIN(type) ? _mm256_setzero_si256()
+                                                               : _mm256_load_si256((const __m256i *)(xg[j] + 320));
             for (int i = 0; i < RM; i++) isum[i][j] = init;
         }
         if (type == RK_Q8_0) {
@@ -190,7 +251,7 @@ A2 RK_INLINE void kprep(int type, const uint8_t *blk, krow *o) {
         const blk_q6_K *x = (const blk_q6_K *)blk;
         o->sc8 = _mm_loadu_si128((const __m128i *)x->scales);
         o->sc16 = _mm256_cvtepi8_epi16(o->sc8);
-        o->d = _mm256_set1_ps(rk_fp16_to_fp32(x->d));
+        o->d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(x->d)));
         return;
     }
     const uint8_t *s = blk + 4;
@@ -369,8 +430,8 @@ DRIVER(mm_q4_1, ltile, RK_Q4_1, 2, 4)
 DRIVER(mm_q5_0, ltile, RK_Q5_0, 2, 4)
 DRIVER(mm_q5_1, ltile, RK_Q5_1, 2, 4)
 DRIVER(mm_q8_0, ltile, RK_Q8_0, 2, 4)
-DRIVER(mm_q4_k, ktile, RK_Q4_K, 2, 2)
-DRIVER(mm_q5_k, ktile, RK_Q5_K, 2, 2)
+DRIVER(mm_q4_k, ltile, RK_Q4_K, 2, 4)
+DRIVER(mm_q5_k, ltile, RK_Q5_K, 2, 4)
 DRIVER(mm_q6_k, ktile, RK_Q6_K, 2, 2)
 DRIVER(mm_f32, ftile, RK_F32, 2, 4)
 DRIVER(mm_f16, ftile, RK_F16, 2, 4)
@@ -378,6 +439,7 @@ DRIVER(mm_bf16, ftile, RK_BF16, 2, 4)
 
 int rk_kernel_avx2(int type, rk_kernel *k) {
     static const uint8_t LANE8[8] = {0, 4, 1, 5, 2, 6, 3, 7}; // block -> lane of the 4x4 transposes
+    static const uint8_t LANE_ID[8] = {0, 1, 2, 3, 4, 5, 6, 7}; // 8x8 transpose of Q4_K/Q5_K
     k->G = 8;
     k->BE = 32;
     k->off = 0;
@@ -389,8 +451,8 @@ int rk_kernel_avx2(int type, rk_kernel *k) {
     case RK_Q5_0: k->fn = mm_q5_0; k->act = ACT_GRP; k->off = 16; return 1;
     case RK_Q5_1: k->fn = mm_q5_1; k->act = ACT_GRP; return 1;
     case RK_Q8_0: k->fn = mm_q8_0; k->act = ACT_GRP; return 1;
-    case RK_Q4_K: k->fn = mm_q4_k; k->act = ACT_Q8K; return 1;
-    case RK_Q5_K: k->fn = mm_q5_k; k->act = ACT_Q8K; return 1;
+    case RK_Q4_K: k->fn = mm_q4_k; k->act = ACT_GRP; k->lane = LANE_ID; return 1;
+    case RK_Q5_K: k->fn = mm_q5_k; k->act = ACT_GRP; k->lane = LANE_ID; return 1;
     case RK_Q6_K: k->fn = mm_q6_k; k->act = ACT_Q8K; return 1;
     case RK_F32: k->fn = mm_f32; k->act = ACT_NONE; return 1;
     case RK_F16: k->fn = mm_f16; k->act = ACT_NONE; return 1;

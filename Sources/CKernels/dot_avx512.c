@@ -206,7 +206,7 @@ A512 RK_INLINE void unpack_q6k(const uint8_t *p0, uint8_t *w, __m512 *dw) {
     transpose4(X, W);
     for (int m = 0; m < 4; m++) _mm512_store_si512(w + 64 * m, W[m]);
     const __m128i sc = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)x->scales), _mm_loadu_si128((const __m128i *)LANE_T16));
-    *dw = _mm512_mul_ps(_mm512_set1_ps(rk_fp16_to_fp32(x->d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
+    *dw = _mm512_mul_ps(_mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(x->d))), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
 }
 
 // ---- 8-lane tail groups (ymm): at most 8 legacy blocks, or the last Q4_K/Q5_K super-block ----

@@ -6,20 +6,22 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-// Serialises callers on different threads: the activation scratch is shared.
+// Serialises callers on different threads: the activation scratch is shared. A call made from
+// inside a pool job (it then runs single-threaded) uses a per-thread scratch instead, so it
+// never waits for that lock while the pool is held.
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint8_t *g_scratch;
-static size_t g_scratch_cap;
+static struct scratch_buf { uint8_t *p; size_t cap; } g_scratch;
+static _Thread_local struct scratch_buf tl_scratch;
 
-static uint8_t *scratch(size_t bytes) {
-    if (bytes > g_scratch_cap) {
-        free(g_scratch);
+static uint8_t *scratch(struct scratch_buf *b, size_t bytes) { // grow-only, 64-byte aligned
+    if (bytes > b->cap) {
+        free(b->p);
         size_t cap = bytes + bytes / 4;
         cap = (cap + 63) & ~(size_t)63;
-        g_scratch = (uint8_t *)aligned_alloc(64, cap);
-        g_scratch_cap = g_scratch ? cap : 0;
+        b->p = (uint8_t *)aligned_alloc(64, cap);
+        b->cap = b->p ? cap : 0;
     }
-    return g_scratch;
+    return b->p;
 }
 
 typedef struct {
@@ -113,14 +115,16 @@ void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const floa
     if (isa > rk_isa_hw()) isa = rk_isa_hw();
     const size_t rs = rk_row_size(type, K);
     if (!rs || !rk_type_supported(type)) return;
-    const int nth = rk_in_parallel() ? 1 : rk_threads_count();
-    pthread_mutex_lock(&g_lock);
+    const int nested = rk_in_parallel();
+    const int nth = nested ? 1 : rk_threads_count();
+    struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
+    if (!nested) pthread_mutex_lock(&g_lock);
     rk_kernel k;
     if (!get_kernel(isa, type, &k)) {
         gen_job g = {type, (const uint8_t *)W, rs, rows, K, T, x, y, NULL, nth, 0};
-        g.buf = (float *)scratch((size_t)K * 4 * (size_t)nth);
+        g.buf = (float *)scratch(sb, (size_t)K * 4 * (size_t)nth);
         if (g.buf) rk_parallel(gen_task, &g);
-        pthread_mutex_unlock(&g_lock);
+        if (!nested) pthread_mutex_unlock(&g_lock);
         return;
     }
     mm_job j;
@@ -136,8 +140,11 @@ void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const floa
         rk_act_layout(&j.act, &k, K, (const uint8_t *)x);
     } else {
         rk_act_layout(&j.act, &k, K, NULL);
-        uint8_t *buf = scratch(j.act.stride * (size_t)T);
-        if (!buf) { pthread_mutex_unlock(&g_lock); return; }
+        uint8_t *buf = scratch(sb, j.act.stride * (size_t)T);
+        if (!buf) {
+            if (!nested) pthread_mutex_unlock(&g_lock);
+            return;
+        }
         j.act.base = buf;
         if (T * (int64_t)K >= 32768 && nth > 1) rk_parallel(quant_task, &j);
         else quant_task(&j, 0, 1);
@@ -168,7 +175,7 @@ void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const floa
     atomic_store_explicit(&j.next, 0, memory_order_relaxed);
     if (nth > 1 && (int64_t)rows * K * T >= 65536) rk_parallel(mm_task, &j);
     else mm_task(&j, 0, 1);
-    pthread_mutex_unlock(&g_lock);
+    if (!nested) pthread_mutex_unlock(&g_lock);
 }
 
 void rk_matmul(int type, const void *W, int rows, int K, const float *x, int T, float *y) {

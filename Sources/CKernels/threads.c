@@ -114,7 +114,7 @@ void rk_threads_init(int n) {
     pthread_mutex_lock(&P.lock);
     if (P.spin_ns == 0) {
         const char *e = getenv("RELAY_SPIN_US");
-        long us = e ? atol(e) : 1000;
+        long us = e ? atol(e) : 2000;
         if (us < 1) us = 1;
         P.spin_ns = (uint64_t)us * 1000u;
     }

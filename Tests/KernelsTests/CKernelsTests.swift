@@ -271,7 +271,7 @@ struct CKernelsTests {
             for r in 0..<rows {
                 var mag = 0.0
                 for k in 0..<K { mag += abs(Double(wd[r * K + k]) * Double(x[tk * K + k])) }
-                let tol = t.isFloat ? 1e-6 : 4e-3 // K-quants quantise activations per 256 on AVX2, finer on AVX-512
+                let tol = t.isFloat ? 1e-6 : 4e-3 // activation blocks may differ (Q6_K: 256 on AVX2, 16 on AVX-512)
                 #expect(abs(Double(a[tk * rows + r]) - Double(b[tk * rows + r])) <= tol * mag)
             }
         }
@@ -406,6 +406,41 @@ struct CKernelsTests {
             }
             #expect(Array(hits[0..<Int(n)]) == [Int32](repeating: 100, count: Int(n)))
             #expect(Array(hits[4..<(4 + Int(n))]) == [Int32](repeating: 100, count: Int(n)))
+        }
+    }
+
+    @Test("matmul called from inside a pool job matches the normal call")
+    func nestedMatmul() {
+        struct Job {
+            var w: UnsafeRawPointer
+            var x: UnsafePointer<Float>
+            var y: UnsafeMutablePointer<Float>
+            var type: Int32, rows: Int, K: Int, rowBytes: Int
+        }
+        let saved = rk_threads_count()
+        defer { rk_threads_init(saved) }
+        rk_threads_init(2)
+        var rng = RNG(17)
+        for t in [quantTypes[1], quantTypes[5], floatTypes[1]] {
+            let K = t.blockSize == 256 ? 1536 : 576, rows = 301
+            let w = makeWeights(t, rows: rows, K: K, rng: &rng)
+            let x = randomVector(K, rng: &rng)
+            let whole = matmul(isa: rk_isa(), t, w, rows: rows, K: K, x, T: 1)
+            var sliced = [Float](repeating: .nan, count: rows)
+            w.withUnsafeBytes { wb in
+                x.withUnsafeBufferPointer { xb in
+                    sliced.withUnsafeMutableBufferPointer { yb in
+                        var job = Job(w: wb.baseAddress!, x: xb.baseAddress!, y: yb.baseAddress!, type: t.id, rows: rows, K: K,
+                                      rowBytes: rk_row_size(t.id, Int64(K)))
+                        rk_parallel({ ctx, ith, nth in // each thread multiplies its own rows, single-threaded
+                            let j = ctx!.assumingMemoryBound(to: Job.self).pointee
+                            let r0 = j.rows * Int(ith) / Int(nth), r1 = j.rows * Int(ith + 1) / Int(nth)
+                            rk_matmul(j.type, j.w + r0 * j.rowBytes, Int32(r1 - r0), Int32(j.K), j.x, 1, j.y + r0)
+                        }, &job)
+                    }
+                }
+            }
+            #expect(whole.map(\.bitPattern) == sliced.map(\.bitPattern), "\(t.name)")
         }
     }
 
