@@ -91,29 +91,31 @@ public final class Speculative: DecodingStrategy {
                 out.append(dist[0].id)
                 if dist[0].id != x { break }
             } else {
-                // Accept x with probability min(1, p(x) / q(x)); otherwise draw from max(0, p - q), normalised.
-                let p = dist.first { $0.id == x }?.p ?? 0
-                let q = draftDists[i].first { $0.id == x }?.p ?? 1
-                if targetSampler.rng.unit() < p / q {
-                    out.append(x)
-                } else {
-                    out.append(targetSampler.draw(residual(dist, minus: draftDists[i])))
-                    break
-                }
+                let (token, ok) = Self.resolve(x, p: dist, q: draftDists[i], rng: &targetSampler.rng)
+                out.append(token)
+                if !ok { break }
             }
             history.append(out.last!)
         }
         return out
     }
 
-    func residual(_ p: [Candidate], minus q: [Candidate]) -> [Candidate] {
+    /// The rejection rule of speculative sampling: accept the drafted `x` with probability
+    /// min(1, p(x) / q(x)); otherwise draw from max(0, p - q), normalised. The returned token is
+    /// distributed exactly as p when x was drawn from q.
+    public static func resolve(_ x: Int32, p: [Candidate], q: [Candidate], rng: inout Xoshiro256) -> (Int32, accepted: Bool) {
+        let px = p.first { $0.id == x }?.p ?? 0
+        let qx = q.first { $0.id == x }?.p ?? 1
+        if rng.unit() < px / qx { return (x, true) }
         var qOf: [Int32: Float] = [:]
         for c in q { qOf[c.id] = c.p }
-        var r = p.map { Candidate(id: $0.id, p: Swift.max(0, $0.p - (qOf[$0.id] ?? 0))) }.filter { $0.p > 0 }
-        let total = r.reduce(0) { $0 + $1.p }
-        guard total > 0 else { return p }
-        for i in r.indices { r[i].p /= total }
-        return r
+        let residual = p.map { Candidate(id: $0.id, p: Swift.max(0, $0.p - (qOf[$0.id] ?? 0))) }
+        var r = rng.unit() * residual.reduce(0) { $0 + $1.p }
+        for c in residual where c.p > 0 {
+            r -= c.p
+            if r < 0 { return (c.id, false) }
+        }
+        return (residual.last { $0.p > 0 }?.id ?? p[0].id, false)
     }
 }
 

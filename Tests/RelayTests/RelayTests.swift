@@ -1,0 +1,124 @@
+import Assets
+import Engine
+import Foundation
+import Relay
+import Testing
+
+enum Models {
+    nonisolated(unsafe) static let smol = try! Model(path: AssetStore().modelPath("smollm2-135m"))
+    nonisolated(unsafe) static let qwen = try! Model(path: AssetStore().modelPath("qwen2.5-coder-0.5b"))
+}
+
+func chatPrompt(_ m: Model, _ text: String) throws -> [Int32] {
+    let template = try ChatTemplate.detect(from: m.file.metadata["tokenizer.chat_template"]?.string)
+    return m.tokenizer.encode(template.render([ChatMessage(role: "user", content: text)]), addBOS: m.tokenizer.addBOS)
+}
+
+@Suite("Speculative decoding", .serialized)
+struct SpeculativeTests {
+    @Test("at temperature 0 speculative output equals plain greedy decoding, and drafting with the model itself accepts every draft")
+    func greedyExact() throws {
+        let m = Models.smol
+        let prompt = try chatPrompt(m, "List three fruits and say why each is healthy.")
+        var options = GenerationOptions()
+        options.maxTokens = 80
+        options.sampling = .greedy
+        let plain = try generate(Solo(session: Session(model: m, contextSize: 512), role: .large, sampling: .greedy),
+                                 prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+        let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
+                                   sampling: .greedy, draftParams: DraftParams())
+        let fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+        #expect(fast.tokens == plain.tokens)
+        #expect(fast.text == plain.text)
+        #expect(fast.drafted > 0 && fast.accepted == fast.drafted)
+        #expect(fast.tokensByRole[.large] == fast.tokens.count)
+    }
+
+    @Test("the rejection rule keeps the target distribution exactly")
+    func rejectionSamplingIsExact() {
+        let p = [Candidate(id: 0, p: 0.5), Candidate(id: 1, p: 0.3), Candidate(id: 2, p: 0.15), Candidate(id: 3, p: 0.05)]
+        let q = [Candidate(id: 3, p: 0.4), Candidate(id: 1, p: 0.3), Candidate(id: 0, p: 0.2), Candidate(id: 4, p: 0.1)]
+        var rng = Xoshiro256(seed: 99)
+        let n = 200_000
+        var counts = [Int](repeating: 0, count: 5)
+        for _ in 0..<n {
+            var r = rng.unit(), x: Int32 = 4
+            for c in q { r -= c.p; if r < 0 { x = c.id; break } }
+            counts[Int(Speculative.resolve(x, p: p, q: q, rng: &rng).0)] += 1
+        }
+        // Chi-square against p over ids 0...3 (3 degrees of freedom; 16.27 is the 0.001 quantile).
+        var chi2 = 0.0
+        for c in p {
+            let expected = Double(n) * Double(c.p)
+            chi2 += pow(Double(counts[Int(c.id)]) - expected, 2) / expected
+        }
+        #expect(counts[4] == 0)
+        #expect(chi2 < 16.27, "chi2 \(chi2), counts \(counts)")
+    }
+
+    @Test("a pair without one shared vocabulary is a clear error")
+    func vocabularyMismatch() {
+        #expect(throws: RelayError.self) {
+            try Speculative(target: Session(model: Models.qwen, contextSize: 64), draft: Session(model: Models.smol, contextSize: 64),
+                            sampling: .greedy, draftParams: DraftParams())
+        }
+        do {
+            _ = try Modes.make("relaygen", pair: ModePair(large: Session(model: Models.qwen, contextSize: 64), small: Session(model: Models.smol, contextSize: 64)),
+                               settings: { var s = Modes.Settings(); s.cues = CueSet(model: nil, cues: [.init(text: "So", delta: 1, count: 1)]); return s }())
+            Issue.record("no error")
+        } catch {
+            #expect("\(error)".contains("vocabulary"))
+        }
+    }
+}
+
+@Suite("RelayGen", .serialized)
+struct RelayGenTests {
+    @Test("hands over at a cue at a word boundary, and back at the end of the sentence")
+    func handOverRules() throws {
+        let m = Models.smol
+        let cues = [" the", "The", "is", "a"].map { $0.trimmingCharacters(in: .whitespaces) }
+        let large = Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy)
+        let small = Solo(session: Session(model: m, contextSize: 1024), role: .small, sampling: .greedy)
+        let relay = RelayGen(large: large, small: small, tokenizer: m.tokenizer, settings: RelayGen.Settings(cues: cues))
+        var options = GenerationOptions()
+        options.maxTokens = 160
+        options.sampling = .greedy
+        let prompt = try chatPrompt(m, "Describe the city of Paris in a few sentences.")
+        let r = try generate(relay, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options)
+        #expect(r.segments.count >= 3, "\(r.segments)")
+        #expect(r.handovers > 0)
+        var before = ""
+        for (i, seg) in r.segments.enumerated() {
+            if seg.role == .small && !before.hasSuffix("\\boxed") {
+                // A small segment starts right after a cue at a word boundary ...
+                let cue = cues.first { before.hasSuffix($0) }
+                #expect(cue != nil, "small segment \(i) does not follow a cue: …\(before.suffix(20))")
+                if let cue { #expect([nil, " ", "\n"].contains(before.dropLast(cue.count).last), "cue inside a word: …\(before.suffix(20))") }
+                // ... and, unless the answer ended, runs to the end of a sentence.
+                if i + 1 < r.segments.count {
+                    let t = seg.text
+                    #expect(t.hasSuffix(".") || t.hasSuffix("!") || t.hasSuffix("?") || t.contains("\n\n"), "small segment \(i) ends mid-sentence: \(t)")
+                }
+            }
+            before += seg.text
+        }
+        // Same model on both sides: the relay writes what the model alone writes.
+        let alone = try generate(Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy),
+                                 prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options)
+        #expect(r.text == alone.text)
+        #expect((r.tokensByRole[.small] ?? 0) > 0 && (r.tokensByRole[.large] ?? 0) > 0)
+    }
+
+    @Test("a malformed or empty cue file is a clear error")
+    func badCueFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-cues-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (name, body) in [("broken.json", "{\"cues\": [ {\"text\": "), ("empty.json", "{\"cues\": []}")] {
+            let path = dir.appendingPathComponent(name).path
+            FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
+            #expect(throws: CueError.self) { try CueSet.load(path) }
+        }
+        #expect(throws: CueError.self) { try CueSet.load(dir.appendingPathComponent("missing.json").path) }
+    }
+}
