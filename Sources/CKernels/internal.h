@@ -16,6 +16,8 @@
 #endif
 
 #define RK_INLINE static inline __attribute__((always_inline))
+// Up to this many tokens a matrix product is memory-bound: each weight row is streamed alone.
+#define SMALL_T 16
 
 // Kernels must not fuse a multiply and an add that the source keeps apart: every (row, token)
 // result has to be computed with exactly the same rounding whatever the tile shape.

@@ -40,19 +40,6 @@ public enum Threads {
     public static func configure(_ n: Int) { rk_threads_init(Int32(max(1, n))) }
     public static var count: Int { Int(rk_threads_count()) }
     public static var isa: String { String(cString: rk_isa_name()) }
-
-    /// Runs `body(ith, nth)` on every pool thread and waits.
-    public static func parallel(_ body: (Int, Int) -> Void) {
-        withoutActuallyEscaping(body) { body in
-            var box = body
-            withUnsafeMutablePointer(to: &box) { ctx in
-                rk_parallel({ ctx, ith, nth in
-                    let f = ctx!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee
-                    f(Int(ith), Int(nth))
-                }, ctx)
-            }
-        }
-    }
 }
 
 /// Causal grouped-query attention over a layer's cache (see rk_attention).

@@ -45,7 +45,7 @@ extension RelayCommand {
                 options.maxTokens = maxTokens
                 options.sampling = .greedy
                 options.stop = template.stopStrings
-                FileManager.default.createFile(atPath: traceFile, contents: nil)
+                guard FileManager.default.createFile(atPath: traceFile, contents: nil) else { throw ValidationError("cannot write \(traceFile)") }
                 let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: traceFile))
                 for (i, p) in problems.enumerated() {
                     let prompt = tok.encode(template.render([ChatMessage(role: "user", content: Prompt.userMessage(p))]), addBOS: tok.addBOS)

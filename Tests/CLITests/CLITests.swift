@@ -46,7 +46,7 @@ func scratchCopy(of path: String, bytes limit: Int? = nil, patch: (inout [UInt8]
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-cli-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let out = dir.appendingPathComponent("model.gguf").path
-    FileManager.default.createFile(atPath: out, contents: Data(data))
+    _ = FileManager.default.createFile(atPath: out, contents: Data(data))
     return out
 }
 

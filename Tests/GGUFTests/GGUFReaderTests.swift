@@ -13,7 +13,7 @@ func temporaryFile(_ bytes: [UInt8], name: String = "test.gguf") -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-gguf-\(UUID().uuidString)")
     try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let path = dir.appendingPathComponent(name).path
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
 }
 
@@ -80,19 +80,22 @@ struct GGUFReaderTests {
     func corrupted(seed: Int) throws {
         // Overwrite a few header bytes with random values: every outcome must be an error or a valid parse.
         var bytes = try realHeader(1_200_000)
-        var rng = SystemRandomNumberGenerator()
-        for _ in 0..<4 {
-            let at = Int.random(in: 8..<60_000, using: &rng)
-            bytes[at] = UInt8.random(in: 0...255, using: &rng)
+        var state = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 1
+        func next() -> Int {   // SplitMix64, so a failing case can be replayed
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int(truncatingIfNeeded: (z ^ (z >> 31)) >> 1)
         }
-        _ = seed
+        for _ in 0..<4 { bytes[8 + next() % 60_000] = UInt8(next() % 256) }
         _ = try? GGUFFile(path: temporaryFile(bytes))
     }
 
     @Test("an unknown tensor type id is named")
     func unknownTensorType() throws {
         // Find the first tensor info (name "token_embd.weight") and overwrite its type id.
-        var bytes = try realHeader(Int(try FileManager.default.attributesOfItem(atPath: smolPath)[.size] as! NSNumber))
+        var bytes = try realHeader((try FileManager.default.attributesOfItem(atPath: smolPath)[.size] as! NSNumber).intValue)
         let name = Array("token_embd.weight".utf8)
         var i = 0
         while i < bytes.count - name.count, Array(bytes[i ..< i + name.count]) != name || bytes[i + name.count] != 2 { i += 1 }

@@ -116,7 +116,7 @@ struct RelayGenTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for (name, body) in [("broken.json", "{\"cues\": [ {\"text\": "), ("empty.json", "{\"cues\": []}")] {
             let path = dir.appendingPathComponent(name).path
-            FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
             #expect(throws: CueError.self) { try CueSet.load(path) }
         }
         #expect(throws: CueError.self) { try CueSet.load(dir.appendingPathComponent("missing.json").path) }

@@ -45,12 +45,6 @@ public final class Session: @unchecked Sendable {
         return logits
     }
 
-    /// Forgets everything after the first `n` tokens.
-    public func truncate(to n: Int) {
-        cache.truncate(to: n)
-        tokens.removeLast(tokens.count - n)
-    }
-
     public func resetTimings() {
         prefillSeconds = 0; decodeSeconds = 0; prefillTokens = 0; decodeTokens = 0
     }
