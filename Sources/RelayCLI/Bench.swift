@@ -43,7 +43,7 @@ extension RelayCommand {
                 return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             }
 
-            _ = try m.forward(Array(prompt.prefix(16)), cache: cache)   // warm-up: page in weights
+            _ = try m.forward(Array(prompt.prefix(16)) + [1], cache: cache)   // warm-up: page in weights
             var prefill: [Double] = [], decode: [Double] = []
             for _ in 0..<repetitions {
                 cache.truncate(to: 0)
