@@ -410,18 +410,7 @@ A2 RK_INLINE void ftile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
 #define DRIVER(name, TILE, TYPE, RMB, RNB)                                                                     \
     A2 static void name(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a, int t0, int t1,   \
                         float *y, int ldy) {                                                                   \
-        if (t1 - t0 <= SMALL_T) {                                                                              \
-            /* Few tokens (decode, draft verification) are memory-bound: stream each row once, */               \
-            /* alone, and use it for every token while it sits in L1. */                                        \
-            for (int r = r0; r < r1; r++) {                                                                    \
-                int t = t0;                                                                                    \
-                for (; t + RNB <= t1; t += RNB) TILE(TYPE, W, rs, r, 1, K, a, t, RNB, y, ldy);                 \
-                if (RNB > 4 && t + 4 <= t1) { TILE(TYPE, W, rs, r, 1, K, a, t, 4, y, ldy); t += 4; }           \
-                for (; t + 2 <= t1; t += 2) TILE(TYPE, W, rs, r, 1, K, a, t, 2, y, ldy);                       \
-                for (; t < t1; t++) TILE(TYPE, W, rs, r, 1, K, a, t, 1, y, ldy);                               \
-            }                                                                                                  \
-            return;                                                                                            \
-        }                                                                                                      \
+        SMALL_T_BY_ROW(TILE, TYPE, RNB)                                                                        \
         int t = t0;                                                                                            \
         for (; t + RNB <= t1; t += RNB) {                                                                      \
             int r = r0;                                                                                        \

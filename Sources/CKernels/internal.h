@@ -20,6 +20,20 @@
 // cost 50, 87, 136 ms against 95, 114, 149; 16 tokens cost 279 against 212).
 #define SMALL_T 8
 
+// The few-token path of every ISA's matmul driver: decode and draft verification are memory-bound,
+// so each row is streamed once, alone, and used for every token while it sits in L1.
+#define SMALL_T_BY_ROW(TILE, TYPE, RNB)                                                                    \
+    if (t1 - t0 <= SMALL_T) {                                                                              \
+        for (int r = r0; r < r1; r++) {                                                                    \
+            int t = t0;                                                                                    \
+            for (; t + RNB <= t1; t += RNB) TILE(TYPE, W, rs, r, 1, K, a, t, RNB, y, ldy);                 \
+            if (RNB > 4 && t + 4 <= t1) { TILE(TYPE, W, rs, r, 1, K, a, t, 4, y, ldy); t += 4; }           \
+            for (; t + 2 <= t1; t += 2) TILE(TYPE, W, rs, r, 1, K, a, t, 2, y, ldy);                       \
+            for (; t < t1; t++) TILE(TYPE, W, rs, r, 1, K, a, t, 1, y, ldy);                               \
+        }                                                                                                  \
+        return;                                                                                            \
+    }
+
 // Kernels must not fuse a multiply and an add that the source keeps apart: every (row, token)
 // result has to be computed with exactly the same rounding whatever the tile shape.
 #if defined(__clang__)
