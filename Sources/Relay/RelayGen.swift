@@ -76,8 +76,10 @@ public final class RelayGen: DecodingStrategy {
                 return try self.step(context: context)
             }
             text += piece
-            if text[segmentStart...].contains("\n\n") || endsWithMarker() {
-                hand(to: endsWithMarker() ? .answer : .large(written: 0))
+            if endsWithMarker() {
+                hand(to: .answer)
+            } else if text[segmentStart...].contains("\n\n") {
+                hand(to: .large(written: 0))
             }
             return step
 
