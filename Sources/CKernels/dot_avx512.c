@@ -132,6 +132,9 @@ RK_UNROLL
     for (int m = 0; m < 8; m++) _mm512_store_si512(w + 64 * m, W[m]);
 }
 
+A512 RK_INLINE void q45k_scales(const uint8_t *p0, size_t bb, __m128i *sc8, __m128i *mn8);
+A512 RK_INLINE void q45k_apply(__m128i sc8, __m128i mn8, __m128 dd, __m512 *dw, __m512 *mn);
+
 // Q4_K / Q5_K: two super-blocks -> w[8] (lane order LANE_Q45K), scales d*sc and mins -dmin*m.
 A512 RK_INLINE void unpack_q45k(int type, const uint8_t *p0, uint8_t *w, __m512 *dw, __m512 *mn) {
     const size_t bb = tbytes(type);
@@ -167,7 +170,14 @@ RK_UNROLL
         }
     }
     for (int m = 0; m < 8; m++) _mm512_store_si512(w + 64 * m, W[m]);
-    // 6-bit scales and mins of both super-blocks, natural sub-block order
+    __m128i sc8, mn8;
+    q45k_scales(p0, bb, &sc8, &mn8);
+    const __m128 dd = _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)rk_rd32(p0 + bb), (int)rk_rd32(p0))); // d0 dmin0 d1 dmin1
+    q45k_apply(sc8, mn8, dd, dw, mn);
+}
+
+// Scales and mins (6 bits) of two Q4_K/Q5_K super-blocks, in lane order.
+A512 RK_INLINE void q45k_scales(const uint8_t *p0, size_t bb, __m128i *sc8, __m128i *mn8) {
     uint32_t sw[4], mw[4];
     for (int h = 0; h < 2; h++) {
         const uint8_t *s = p0 + h * bb + 4;
@@ -178,9 +188,12 @@ RK_UNROLL
         mw[2 * h + 1] = ((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 2) & 0x30303030u);
     }
     const __m128i perm = _mm_loadu_si128((const __m128i *)BLK_Q45K);
-    const __m128i sc8 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)sw), perm);
-    const __m128i mn8 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)mw), perm);
-    const __m128 dd = _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)rk_rd32(p0 + bb), (int)rk_rd32(p0))); // d0 dmin0 d1 dmin1
+    *sc8 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)sw), perm);
+    *mn8 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)mw), perm);
+}
+
+// Lane scales d*sc and mins -dmin*m from the lane-order 6-bit values and (d0, dmin0, d1, dmin1).
+A512 RK_INLINE void q45k_apply(__m128i sc8, __m128i mn8, __m128 dd, __m512 *dw, __m512 *mn) {
     const __m512 dv = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2), _mm512_castps128_ps512(dd));
     const __m512 mv = _mm512_permutexvar_ps(_mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3), _mm512_castps128_ps512(dd));
     *dw = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc8)));
@@ -207,6 +220,137 @@ A512 RK_INLINE void unpack_q6k(const uint8_t *p0, uint8_t *w, __m512 *dw) {
     for (int m = 0; m < 4; m++) _mm512_store_si512(w + 64 * m, W[m]);
     const __m128i sc = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)x->scales), _mm_loadu_si128((const __m128i *)LANE_T16));
     *dw = _mm512_mul_ps(_mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(x->d))), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
+}
+
+// ---- packed weights -------------------------------------------------------------------------
+// rk_pack stores each group of a row already in the lane order above, compactly, so that a
+// product reads it with plain loads and masks: the shuffles, transposes and gathers of unpacking
+// are paid once at load instead of once per row per call. Per group:
+//   4/5-bit types: nibbles[256] (byte b of vector m < 4 holds w[m] | w[m+4] << 4), then for 5-bit
+//     types 8 masks of 64 bits (bit b of mask m: 5th bit of w[m] byte b), then scales:
+//     Q4_K/Q5_K: sc[16], min[16] (6-bit, lane order), d0, dmin0, d1, dmin1 (fp16);
+//     legacy: d[16] (fp16, lane order), then for Q4_1/Q5_1 min[16] (fp16)
+//   Q6_K: low nibbles[128] (w[2j] | w[2j+1] << 4), high bits[64] (2 bits of w[m] at bit 2m), sc[16] (int8, lane order), d (fp16)
+//   Q8_0: w[512] (as w+128), d[16] (fp16)
+// The last group of a row is zero-padded, so every group is full.
+static size_t pgroup_bytes(int type) {
+    switch (type) {
+    case RK_Q4_K: return 256 + 40;
+    case RK_Q5_K: return 256 + 64 + 40;
+    case RK_Q6_K: return 128 + 64 + 16 + 2;
+    case RK_Q8_0: return 512 + 32;
+    default: return 256 + (FIVE(type) ? 64 : 0) + (HAS_MIN(type) ? 64 : 32);
+    }
+}
+
+A512 RK_INLINE void punpack(int type, const uint8_t *p, uint8_t *w, __m512 *dw, __m512 *mn) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    if (type == RK_Q6_K) {
+        const __m512i L0 = _mm512_loadu_si512(p), L1 = _mm512_loadu_si512(p + 64), H = _mm512_loadu_si512(p + 128);
+        const __m512i m30 = _mm512_set1_epi8(0x30);
+        // (a & m4) | (b & m30)
+        _mm512_store_si512(w, _mm512_ternarylogic_epi32(_mm512_and_si512(L0, m4), _mm512_slli_epi16(H, 4), m30, 0xF8));
+        _mm512_store_si512(w + 64, _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(L0, 4), m4), _mm512_slli_epi16(H, 2), m30, 0xF8));
+        _mm512_store_si512(w + 128, _mm512_ternarylogic_epi32(_mm512_and_si512(L1, m4), H, m30, 0xF8));
+        _mm512_store_si512(w + 192, _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(L1, 4), m4), _mm512_srli_epi16(H, 2), m30, 0xF8));
+        const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(rk_rd16(p + 208)))));
+        *dw = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))));
+        return;
+    }
+    __m512i W[8];
+    for (int m = 0; m < 4; m++) {
+        const __m512i P = _mm512_loadu_si512(p + 64 * m);
+        W[m] = _mm512_and_si512(P, m4);
+        W[m + 4] = _mm512_and_si512(_mm512_srli_epi16(P, 4), m4);
+    }
+    const uint8_t *s = p + 256;
+    if (FIVE(type) || type == RK_Q5_K) {
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        for (int m = 0; m < 8; m++) {
+            uint64_t k;
+            memcpy(&k, s + 8 * m, 8);
+            W[m] = _mm512_mask_add_epi8(W[m], (__mmask64)k, W[m], sixteen);
+        }
+        s += 64;
+    }
+    for (int m = 0; m < 8; m++) _mm512_store_si512(w + 64 * m, W[m]);
+    if (IS_K(type)) {
+        const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(s + 32)));
+        q45k_apply(_mm_loadu_si128((const __m128i *)s), _mm_loadu_si128((const __m128i *)(s + 16)), dd, dw, mn);
+        return;
+    }
+    *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)s));
+    if (HAS_MIN(type)) *mn = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 32)));
+}
+
+// One group of original blocks (nv of a legacy group's 16 present; K-quants always whole) -> packed.
+A512 static void pack_group(int type, const uint8_t *src, int nv, uint8_t *dst) {
+    _Alignas(64) uint8_t w[512];
+    __m512 dw, mn = _mm512_setzero_ps();
+    if (type == RK_Q8_0) {
+        unpack_legacy(type, src, nv, w, &dw, &mn);
+        memcpy(dst, w, 512);
+        _mm256_storeu_si256((__m256i *)(dst + 512), _mm512_cvtps_ph(dw, _MM_FROUND_TO_NEAREST_INT));
+        return;
+    }
+    if (type == RK_Q6_K) {
+        const blk_q6_K *x = (const blk_q6_K *)src;
+        unpack_q6k(src, w, &dw);
+        for (int b = 0; b < 64; b++) {
+            for (int j = 0; j < 2; j++) dst[64 * j + b] = (uint8_t)((w[128 * j + b] & 15) | (w[128 * j + 64 + b] & 15) << 4);
+            dst[128 + b] = (uint8_t)((w[b] >> 4) | (w[64 + b] >> 4) << 2 | (w[128 + b] >> 4) << 4 | (w[192 + b] >> 4) << 6);
+        }
+        for (int k = 0; k < 16; k++) dst[192 + k] = (uint8_t)x->scales[LANE_T16[k]];
+        memcpy(dst + 208, &x->d, 2);
+        return;
+    }
+    if (IS_K(type)) unpack_q45k(type, src, w, &dw, &mn);
+    else unpack_legacy(type, src, nv, w, &dw, &mn);
+    for (int m = 0; m < 4; m++)
+        for (int b = 0; b < 64; b++) dst[64 * m + b] = (uint8_t)((w[64 * m + b] & 15) | (w[64 * (m + 4) + b] & 15) << 4);
+    uint8_t *s = dst + 256;
+    if (FIVE(type) || type == RK_Q5_K) {
+        for (int m = 0; m < 8; m++) {
+            uint64_t k = 0;
+            for (int b = 0; b < 64; b++) k |= (uint64_t)((w[64 * m + b] >> 4) & 1) << b;
+            memcpy(s + 8 * m, &k, 8);
+        }
+        s += 64;
+    }
+    if (IS_K(type)) {
+        __m128i sc8, mn8;
+        q45k_scales(src, tbytes(type), &sc8, &mn8);
+        _mm_storeu_si128((__m128i *)s, sc8);
+        _mm_storeu_si128((__m128i *)(s + 16), mn8);
+        memcpy(s + 32, src, 4);
+        memcpy(s + 36, src + tbytes(type), 4);
+        return;
+    }
+    _mm256_storeu_si256((__m256i *)s, _mm512_cvtps_ph(dw, _MM_FROUND_TO_NEAREST_INT));
+    if (HAS_MIN(type)) _mm256_storeu_si256((__m256i *)(s + 32), _mm512_cvtps_ph(mn, _MM_FROUND_TO_NEAREST_INT));
+}
+
+size_t rk_packed_row_size_avx512(int type, int K) {
+    if (type != RK_Q4_0 && type != RK_Q4_1 && type != RK_Q5_0 && type != RK_Q5_1 && type != RK_Q8_0 && !IS_K(type)) return 0;
+    const int ge = GELEM(type);
+    return (size_t)((K + ge - 1) / ge) * pgroup_bytes(type);
+}
+
+A512 void rk_pack_rows_avx512(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst) {
+    const int ge = GELEM(type), gblk = GBLK(type), ng = (K + ge - 1) / ge, nblk = K / (ge / gblk);
+    const size_t bb = tbytes(type), gb = pgroup_bytes(type), prs = (size_t)ng * gb;
+    _Alignas(64) uint8_t tmp[2 * sizeof(blk_q5_K)];
+    for (int r = r0; r < r1; r++)
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *src = W + (size_t)r * rs + (size_t)g * gblk * bb;
+            const int left = nblk - g * gblk;
+            if (IS_K(type) && left < gblk) { // a lone last super-block: pad with an all-zero one
+                memset(tmp, 0, sizeof tmp);
+                memcpy(tmp, src, bb);
+                src = tmp;
+            }
+            pack_group(type, src, left < 16 ? left : 16, dst + (size_t)r * prs + (size_t)g * gb);
+        }
 }
 
 // ---- 8-lane tail groups (ymm): at most 8 legacy blocks, or the last Q4_K/Q5_K super-block ----
@@ -319,18 +463,20 @@ A512 RK_INLINE void gunpack(int type, const uint8_t *p0, int nv, uint8_t *w, __m
     else unpack_legacy(type, p0, nv, w, dw, mn);
 }
 
-A512 RK_INLINE void gtile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
-                          int RN, float *y, int ldy) {
-    const size_t bb = tbytes(type);
+#define PF_AHEAD 32768
+A512 RK_INLINE void gtile_any(int type, int pk, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a,
+                              int t0, int RN, float *y, int ldy) {
+    const size_t bb = tbytes(type), pgb = pgroup_bytes(type);
     const int nm = NM(type), ge = GELEM(type), gblk = GBLK(type);
     const size_t gq = 64 * (size_t)nm; // quant bytes per group; then d, s, init (64 bytes each)
     const int nfull = K / ge, nblk = K / (ge / gblk);
     const int rem = K / (4 * nm) - nfull * 16; // activation blocks in the last, partial group
-    const int tail8 = rem > 0 && rem <= 8 && type != RK_Q6_K;
+    const int tail8 = !pk && rem > 0 && rem <= 8 && type != RK_Q6_K;
     const uint8_t *xg[8], *wr[4];
     for (int j = 0; j < RN; j++) xg[j] = a->base + (size_t)(t0 + j) * a->stride;
     for (int i = 0; i < RM; i++) wr[i] = W + (size_t)(r0 + i) * rs;
     _Alignas(64) uint8_t wbuf[4][512];
+    const uint8_t *wq[4];
     _Alignas(64) float acc[4][8][16];
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) _mm512_store_ps(acc[i][j], _mm512_setzero_ps());
@@ -338,6 +484,21 @@ A512 RK_INLINE void gtile(int type, const uint8_t *W, size_t rs, int r0, int RM,
         __m512 dw[4], mn[4];
         const int left = nblk - g * gblk; // a partial group (legacy only) reads just `left` blocks
         for (int i = 0; i < RM; i++) {
+            wq[i] = wbuf[i];
+            if (pk) {
+                const uint8_t *src = wr[i] + (size_t)g * pgb;
+                // With several tokens each row is compute-heavy enough that the hardware prefetcher
+                // falls behind (one token is better left to it): ask for the stream PF_AHEAD bytes on.
+                if (RN > 1)
+                    for (size_t o = 0; o < pgb; o += 64) _mm_prefetch((const char *)src + PF_AHEAD + o, _MM_HINT_T0);
+                if (type == RK_Q8_0) { // already in place
+                    wq[i] = src;
+                    dw[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + 512)));
+                } else {
+                    punpack(type, src, wbuf[i], &dw[i], &mn[i]);
+                }
+                continue;
+            }
             const uint8_t *src = wr[i] + (size_t)g * gblk * bb;
             if (left < gblk) gunpack(type, src, left, wbuf[i], &dw[i], &mn[i]);
             else gunpack(type, src, 16, wbuf[i], &dw[i], &mn[i]);
@@ -349,7 +510,7 @@ A512 RK_INLINE void gtile(int type, const uint8_t *W, size_t rs, int r0, int RM,
         }
         for (int m = 0; m < nm; m++) {
             __m512i wm[4];
-            for (int i = 0; i < RM; i++) wm[i] = _mm512_load_si512(wbuf[i] + 64 * m);
+            for (int i = 0; i < RM; i++) wm[i] = _mm512_loadu_si512(wq[i] + 64 * m);
             for (int j = 0; j < RN; j++) {
                 const __m512i xm = _mm512_load_si512(xg[j] + 64 * m);
                 for (int i = 0; i < RM; i++) isum[i][j] = _mm512_dpbusd_epi32(isum[i][j], wm[i], xm);
@@ -402,6 +563,9 @@ A512 RK_INLINE void gtile(int type, const uint8_t *W, size_t rs, int r0, int RM,
             y[(size_t)(t0 + j) * ldy + r0 + i] = v;
         }
 }
+
+#define gtile(type, ...) gtile_any(type, 0, __VA_ARGS__)
+#define ptile(type, ...) gtile_any(type, 1, __VA_ARGS__)
 
 // ================================ float weights ==============================================
 
@@ -469,6 +633,14 @@ DRIVER(mm_q8_0, gtile, RK_Q8_0, 2, 8)
 DRIVER(mm_q4_k, gtile, RK_Q4_K, 2, 8)
 DRIVER(mm_q5_k, gtile, RK_Q5_K, 2, 8)
 DRIVER(mm_q6_k, gtile, RK_Q6_K, 2, 8)
+DRIVER(pm_q4_0, ptile, RK_Q4_0, 2, 8)
+DRIVER(pm_q4_1, ptile, RK_Q4_1, 2, 8)
+DRIVER(pm_q5_0, ptile, RK_Q5_0, 2, 8)
+DRIVER(pm_q5_1, ptile, RK_Q5_1, 2, 8)
+DRIVER(pm_q8_0, ptile, RK_Q8_0, 2, 8)
+DRIVER(pm_q4_k, ptile, RK_Q4_K, 2, 8)
+DRIVER(pm_q5_k, ptile, RK_Q5_K, 2, 8)
+DRIVER(pm_q6_k, ptile, RK_Q6_K, 2, 8)
 DRIVER(mm_f32, ftile, RK_F32, 4, 4)
 DRIVER(mm_f16, ftile, RK_F16, 4, 4)
 DRIVER(mm_bf16, ftile, RK_BF16, 4, 4)
@@ -496,6 +668,28 @@ int rk_kernel_avx512(int type, rk_kernel *k) {
     }
 }
 
+// Kernels over rk_pack's layout: the activations of a row's last group are a zero-padded full group.
+int rk_kernel_avx512_packed(int type, rk_kernel *k) {
+    if (!rk_kernel_avx512(type, k) || k->act != ACT_GRP) return 0;
+    k->lane8 = NULL;
+    switch (type) {
+    case RK_Q4_0: k->fn = pm_q4_0; return 1;
+    case RK_Q4_1: k->fn = pm_q4_1; return 1;
+    case RK_Q5_0: k->fn = pm_q5_0; return 1;
+    case RK_Q5_1: k->fn = pm_q5_1; return 1;
+    case RK_Q8_0: k->fn = pm_q8_0; return 1;
+    case RK_Q4_K: k->fn = pm_q4_k; return 1;
+    case RK_Q5_K: k->fn = pm_q5_k; return 1;
+    case RK_Q6_K: k->fn = pm_q6_k; return 1;
+    default: return 0;
+    }
+}
+
 #else
 int rk_kernel_avx512(int type, rk_kernel *k) { (void)type; (void)k; return 0; }
+int rk_kernel_avx512_packed(int type, rk_kernel *k) { (void)type; (void)k; return 0; }
+size_t rk_packed_row_size_avx512(int type, int K) { (void)type; (void)K; return 0; }
+void rk_pack_rows_avx512(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst) {
+    (void)type; (void)W; (void)rs; (void)r0; (void)r1; (void)K; (void)dst;
+}
 #endif

@@ -21,16 +21,23 @@
 #define SMALL_T 8
 
 // The few-token path of every ISA's matmul driver: decode and draft verification are memory-bound,
-// so each row is streamed once, alone, and used for every token while it sits in L1.
+// so each row is streamed once, alone, and used for every token while it sits in L1. The tokens go
+// in as few tiles as the kernel's widest (RNB) allows, of near-equal size, because every tile
+// unpacks the row again: 5 tokens are one 5-wide tile on AVX-512, 3+2 on AVX2.
+#define TILE_CASE(TILE, TYPE, N) case N: TILE(TYPE, W, rs, r, 1, K, a, t, N, y, ldy); break;
+#define TILE_UPTO2(TILE, TYPE) TILE_CASE(TILE, TYPE, 1) TILE_CASE(TILE, TYPE, 2)
+#define TILE_UPTO4(TILE, TYPE) TILE_UPTO2(TILE, TYPE) TILE_CASE(TILE, TYPE, 3) TILE_CASE(TILE, TYPE, 4)
+#define TILE_UPTO8(TILE, TYPE) TILE_UPTO4(TILE, TYPE) TILE_CASE(TILE, TYPE, 5) TILE_CASE(TILE, TYPE, 6) \
+    TILE_CASE(TILE, TYPE, 7) TILE_CASE(TILE, TYPE, 8)
 #define SMALL_T_BY_ROW(TILE, TYPE, RNB)                                                                    \
     if (t1 - t0 <= SMALL_T) {                                                                              \
-        for (int r = r0; r < r1; r++) {                                                                    \
-            int t = t0;                                                                                    \
-            for (; t + RNB <= t1; t += RNB) TILE(TYPE, W, rs, r, 1, K, a, t, RNB, y, ldy);                 \
-            if (RNB > 4 && t + 4 <= t1) { TILE(TYPE, W, rs, r, 1, K, a, t, 4, y, ldy); t += 4; }           \
-            for (; t + 2 <= t1; t += 2) TILE(TYPE, W, rs, r, 1, K, a, t, 2, y, ldy);                       \
-            for (; t < t1; t++) TILE(TYPE, W, rs, r, 1, K, a, t, 1, y, ldy);                               \
-        }                                                                                                  \
+        const int nc = (t1 - t0 + RNB - 1) / RNB;                                                          \
+        for (int r = r0; r < r1; r++)                                                                      \
+            for (int c = 0, t = t0; c < nc; c++) {                                                         \
+                const int m = (t1 - t + nc - c - 1) / (nc - c);                                            \
+                switch (m) { TILE_UPTO##RNB(TILE, TYPE) }                                                  \
+                t += m;                                                                                    \
+            }                                                                                              \
         return;                                                                                            \
     }
 
@@ -138,6 +145,9 @@ RK_AVX2 void rk_quantize_act_q8k(const float *x, int K, uint8_t *dst, const rk_a
 // Fills *k for `type` on the given ISA; returns 0 if there is no kernel for it.
 int rk_kernel_avx2(int type, rk_kernel *k);
 int rk_kernel_avx512(int type, rk_kernel *k);
+int rk_kernel_avx512_packed(int type, rk_kernel *k);
+size_t rk_packed_row_size_avx512(int type, int K);
+void rk_pack_rows_avx512(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst);
 
 // Thread-pool internals used by kernels.
 int rk_in_parallel(void);

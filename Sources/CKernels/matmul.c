@@ -110,41 +110,24 @@ int rk_activation_block(int isa, int type) {
     return k.act == ACT_Q8K ? QKK : k.BE;
 }
 
-void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const float *x, int T, float *y) {
-    if (rows <= 0 || T <= 0) return;
-    if (isa > rk_isa_hw()) isa = rk_isa_hw();
-    const size_t rs = rk_row_size(type, K);
-    if (!rs || !rk_type_supported(type)) return;
-    const int nested = rk_in_parallel();
-    const int nth = nested ? 1 : rk_threads_count();
-    struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
-    if (!nested) pthread_mutex_lock(&g_lock);
-    rk_kernel k;
-    if (!get_kernel(isa, type, &k)) {
-        gen_job g = {type, (const uint8_t *)W, rs, rows, K, T, x, y, NULL, nth, 0};
-        g.buf = (float *)scratch(sb, (size_t)K * 4 * (size_t)nth);
-        if (g.buf) rk_parallel(gen_task, &g);
-        if (!nested) pthread_mutex_unlock(&g_lock);
-        return;
-    }
+// Quantises x for kernel k and runs it over W (row stride rs) on the pool.
+static void run(const rk_kernel *k, const uint8_t *W, size_t rs, int rows, int K, const float *x, int T, float *y,
+                struct scratch_buf *sb, int nth) {
     mm_job j;
-    j.k = k;
-    j.W = (const uint8_t *)W;
+    j.k = *k;
+    j.W = W;
     j.rs = rs;
     j.rows = rows;
     j.K = K;
     j.T = T;
     j.x = x;
     j.y = y;
-    if (k.act == ACT_NONE) {
-        rk_act_layout(&j.act, &k, K, (const uint8_t *)x);
+    if (k->act == ACT_NONE) {
+        rk_act_layout(&j.act, k, K, (const uint8_t *)x);
     } else {
-        rk_act_layout(&j.act, &k, K, NULL);
+        rk_act_layout(&j.act, k, K, NULL);
         uint8_t *buf = scratch(sb, j.act.stride * (size_t)T);
-        if (!buf) {
-            if (!nested) pthread_mutex_unlock(&g_lock);
-            return;
-        }
+        if (!buf) return;
         j.act.base = buf;
         if (T * (int64_t)K >= 32768 && nth > 1) rk_parallel(quant_task, &j);
         else quant_task(&j, 0, 1);
@@ -175,9 +158,63 @@ void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const floa
     atomic_store_explicit(&j.next, 0, memory_order_relaxed);
     if (nth > 1 && (int64_t)rows * K * T >= 65536) rk_parallel(mm_task, &j);
     else mm_task(&j, 0, 1);
+}
+
+void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const float *x, int T, float *y) {
+    if (rows <= 0 || T <= 0) return;
+    if (isa > rk_isa_hw()) isa = rk_isa_hw();
+    const size_t rs = rk_row_size(type, K);
+    if (!rs || !rk_type_supported(type)) return;
+    const int nested = rk_in_parallel();
+    const int nth = nested ? 1 : rk_threads_count();
+    struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
+    if (!nested) pthread_mutex_lock(&g_lock);
+    rk_kernel k;
+    if (get_kernel(isa, type, &k)) {
+        run(&k, (const uint8_t *)W, rs, rows, K, x, T, y, sb, nth);
+    } else {
+        gen_job g = {type, (const uint8_t *)W, rs, rows, K, T, x, y, NULL, nth, 0};
+        g.buf = (float *)scratch(sb, (size_t)K * 4 * (size_t)nth);
+        if (g.buf) rk_parallel(gen_task, &g);
+    }
     if (!nested) pthread_mutex_unlock(&g_lock);
 }
 
 void rk_matmul(int type, const void *W, int rows, int K, const float *x, int T, float *y) {
     rk_matmul_isa(rk_isa(), type, W, rows, K, x, T, y);
+}
+
+// ---- packed weights ---------------------------------------------------------------------------
+
+size_t rk_packed_row_size(int type, int K) {
+    rk_kernel k;
+    if (rk_isa() < 2 || !rk_kernel_avx512_packed(type, &k)) return 0;
+    return rk_packed_row_size_avx512(type, K);
+}
+
+typedef struct { int type, rows, K; const uint8_t *W; uint8_t *dst; size_t rs; } pack_job;
+
+static void pack_task(void *p, int ith, int nth) {
+    pack_job *j = (pack_job *)p;
+    const int r0 = (int)((int64_t)j->rows * ith / nth), r1 = (int)((int64_t)j->rows * (ith + 1) / nth);
+    rk_pack_rows_avx512(j->type, j->W, j->rs, r0, r1, j->K, j->dst);
+}
+
+void rk_pack(int type, const void *W, int rows, int K, void *dst) {
+    pack_job j = {type, rows, K, (const uint8_t *)W, (uint8_t *)dst, rk_row_size(type, K)};
+    if (!rk_packed_row_size(type, K)) return;
+    if (rk_in_parallel()) pack_task(&j, 0, 1);
+    else rk_parallel(pack_task, &j);
+}
+
+void rk_matmul_packed(int type, const void *P, int rows, int K, const float *x, int T, float *y) {
+    if (rows <= 0 || T <= 0) return;
+    const size_t rs = rk_packed_row_size(type, K);
+    rk_kernel k;
+    if (!rs || !rk_kernel_avx512_packed(type, &k)) return;
+    const int nested = rk_in_parallel();
+    struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
+    if (!nested) pthread_mutex_lock(&g_lock);
+    run(&k, (const uint8_t *)P, rs, rows, K, x, T, y, sb, nested ? 1 : rk_threads_count());
+    if (!nested) pthread_mutex_unlock(&g_lock);
 }

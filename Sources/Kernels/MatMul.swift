@@ -1,29 +1,61 @@
 import CKernels
+import Foundation
 import GGUF
 
-/// A weight matrix in the mapped GGUF file, used in place: rows x K elements of its quantised type.
+/// A weight matrix of the mapped GGUF file: rows x K elements of its quantised type. Products read
+/// a packed copy where the CPU has one (see rk_pack); row lookups always read the file.
 public struct WeightMatrix: @unchecked Sendable {
     public let tensor: GGUFTensor
+    let packed: PackedWeights?
     public var rows: Int { tensor.rowCount }
     public var columns: Int { tensor.rowLength }
 
-    public init(_ tensor: GGUFTensor) throws {
+    /// `pack: false` for matrices only looked up by row (an untied embedding).
+    public init(_ tensor: GGUFTensor, pack: Bool = true) throws {
         guard rk_type_supported(Int32(tensor.type.rawValue)) != 0 else {
             throw KernelError.unsupportedType(tensor: tensor.name, type: tensor.type)
         }
         self.tensor = tensor
+        packed = pack ? PackedWeights(tensor) : nil
     }
 
     /// y[t][r] = W[r] · x[t] for T input rows of `columns` floats.
     @inline(__always)
     public func apply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>) {
-        rk_matmul(Int32(tensor.type.rawValue), tensor.data, Int32(rows), Int32(columns), x, Int32(T), y)
+        let type = Int32(tensor.type.rawValue)
+        if let packed {
+            rk_matmul_packed(type, packed.data, Int32(rows), Int32(columns), x, Int32(T), y)
+        } else {
+            rk_matmul(type, tensor.data, Int32(rows), Int32(columns), x, Int32(T), y)
+        }
     }
 
     /// Dequantises row `r` (an embedding lookup).
     public func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
         rk_dequantize_row(Int32(tensor.type.rawValue), tensor.data + r * tensor.rowBytes, dst, Int64(columns))
     }
+}
+
+/// A matrix copied once into the layout the AVX-512 kernels read directly, so that products over a
+/// few tokens skip the per-call unpacking. nil where the CPU (or RELAY_FORCE_AVX2) or type has none.
+final class PackedWeights: @unchecked Sendable {
+    let data: UnsafeMutableRawPointer
+
+    init?(_ t: GGUFTensor) {
+        let type = Int32(t.type.rawValue)
+        let rowBytes = rk_packed_row_size(type, Int32(t.rowLength))
+        guard rowBytes > 0 else { return nil }
+        data = UnsafeMutableRawPointer.allocate(byteCount: rowBytes * t.rowCount, alignment: 64)
+        rk_pack(type, t.data, Int32(t.rowCount), Int32(t.rowLength), data)
+        // Products no longer read the file's copy: drop its pages from this process (they stay
+        // in the page cache, and row lookups fault them back in).
+        let page = Int(getpagesize())
+        let start = (Int(bitPattern: t.data) + page - 1) & ~(page - 1)
+        let end = (Int(bitPattern: t.data) + t.byteCount) & ~(page - 1)
+        if end > start { madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    }
+
+    deinit { data.deallocate() }
 }
 
 public enum KernelError: Error, CustomStringConvertible {

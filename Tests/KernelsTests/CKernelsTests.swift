@@ -295,6 +295,43 @@ struct CKernelsTests {
         }
     }
 
+    @Test("packed weights give the AVX-512 results, bit-identical across T and threads", arguments: quantTypes)
+    func packed(_ t: WeightType) throws {
+        guard rk_isa() >= 2 else { return }   // no packed form without AVX-512 VNNI
+        var rng = RNG(UInt64(t.id) + 17)
+        let saved = rk_threads_count()
+        defer { rk_threads_init(saved) }
+        for K in shapes(t) + (t.blockSize == 256 ? [256 * 35] : []) {
+            let rows = 37, T = 11
+            let w = makeWeights(t, rows: rows, K: K, rng: &rng)
+            let x = randomVector(K * T, rng: &rng)
+            let rowBytes = rk_packed_row_size(t.id, Int32(K))
+            try #require(rowBytes > 0, "\(t.name) has a packed form")
+            let p = UnsafeMutableRawPointer.allocate(byteCount: rowBytes * rows, alignment: 64)
+            defer { p.deallocate() }
+            w.withUnsafeBytes { rk_pack(t.id, $0.baseAddress!, Int32(rows), Int32(K), p) }
+            func run(_ n: Int, _ x: [Float]) -> [Float] {
+                var y = [Float](repeating: .nan, count: rows * n)
+                rk_matmul_packed(t.id, p, Int32(rows), Int32(K), x, Int32(n), &y)
+                return y
+            }
+            let plain = matmul(isa: 2, t, w, rows: rows, K: K, x, T: T)
+            rk_threads_init(1)
+            let batch = run(T, x)
+            rk_threads_init(2)
+            #expect(run(T, x).map(\.bitPattern) == batch.map(\.bitPattern), "\(t.name) K=\(K) threads")
+            for tk in 0..<T {
+                let one = run(1, Array(x[(tk * K)..<((tk + 1) * K)]))
+                #expect(one.map(\.bitPattern) == batch[(tk * rows)..<((tk + 1) * rows)].map(\.bitPattern), "\(t.name) K=\(K) token \(tk)")
+            }
+            // Only a row's zero-padded last group may sum in another order than the unpacked path.
+            let scale = plain.map(abs).max() ?? 1
+            for i in 0..<(rows * T) {
+                #expect(abs(batch[i] - plain[i]) <= 1e-6 * scale, "\(t.name) K=\(K) output \(i)")
+            }
+        }
+    }
+
     @Test("results are bit-identical for 1 and 2 threads", arguments: allTypes)
     func bitIdenticalAcrossThreads(_ t: WeightType) {
         var rng = RNG(UInt64(t.id) + 13)

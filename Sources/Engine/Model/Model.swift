@@ -53,8 +53,9 @@ public final class Model: @unchecked Sendable {
             file.tensors[name] == nil ? nil : try vector(name, n)
         }
 
-        embedding = try matrix("token_embd.weight", c.dim, c.vocabSize)
-        output = file.tensors["output.weight"] == nil ? embedding : try matrix("output.weight", c.dim, c.vocabSize)
+        let tied = file.tensors["output.weight"] == nil
+        embedding = try WeightMatrix(tensor("token_embd.weight", [c.dim, c.vocabSize]), pack: tied)
+        output = tied ? embedding : try matrix("output.weight", c.dim, c.vocabSize)
         outputNorm = try vector("output_norm.weight", c.dim)
         ropeFreqFactors = try optionalVector("rope_freqs.weight", c.ropeDims / 2)
         layers = try (0..<c.layers).map { i in
