@@ -19,14 +19,15 @@ public struct WeightMatrix: @unchecked Sendable {
         packed = pack ? PackedWeights(tensor) : nil
     }
 
-    /// y[t][r] = W[r] · x[t] for T input rows of `columns` floats.
+    /// y[t][r] = W[r] · x[t] for T input rows of `columns` floats, over the first `rows` rows
+    /// (all by default; y then has that many columns).
     @inline(__always)
-    public func apply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>) {
-        let type = Int32(tensor.type.rawValue)
+    public func apply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>, rows n: Int? = nil) {
+        let type = Int32(tensor.type.rawValue), n = Int32(min(n ?? rows, rows))
         if let packed {
-            rk_matmul_packed(type, packed.data, Int32(rows), Int32(columns), x, Int32(T), y)
+            rk_matmul_packed(type, packed.data, n, Int32(columns), x, Int32(T), y)
         } else {
-            rk_matmul(type, tensor.data, Int32(rows), Int32(columns), x, Int32(T), y)
+            rk_matmul(type, tensor.data, n, Int32(columns), x, Int32(T), y)
         }
     }
 

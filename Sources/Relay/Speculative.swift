@@ -8,6 +8,10 @@ public struct DraftParams: Sendable, Equatable, Codable {
     public var min = 0
     /// Drafting stops when the small model's top probability falls below this (`--draft-p-min`).
     public var pMin: Float = 0.75
+    /// The small model drafts from the first this many token ids only (`--draft-vocab`, 0: all):
+    /// byte-level BPE ids run roughly from frequent to rare, and a quarter of the Qwen 0.5B's bytes
+    /// are its output layer. Drafts are only proposals, so this changes speed, never the output.
+    public var vocabulary = 32768
     public init() {}
 }
 
@@ -55,7 +59,7 @@ public final class Speculative: DecodingStrategy {
         var proposal: [Int32] = []
         var dists: [[Candidate]] = []
         while proposal.count < limit {
-            let logits = try draft.sync(to: context + proposal)
+            let logits = try draft.sync(to: context + proposal, vocabulary: params.vocabulary > 0 ? params.vocabulary : nil)
             let dist = logits.withUnsafeBufferPointer { draftSampler.distribution($0, history: context + proposal) }
             // Greedy distributions are one-hot, so confidence is read off the softmax itself.
             let confidence = draftSampler.params.isGreedy ? logits.withUnsafeBufferPointer(topProbability) : dist[0].p

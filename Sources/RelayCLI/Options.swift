@@ -113,12 +113,16 @@ struct RelayOptions: ParsableArguments {
     @Option(name: [.customLong("draft-p-min"), .customLong("spec-draft-p-min")], help: "Stop drafting below this draft probability.")
     var draftPMin = DraftParams().pMin
 
+    @Option(help: "The small model drafts from the first N token ids only (0: the whole vocabulary).")
+    var draftVocab = DraftParams().vocabulary
+
     @Option(help: "Cue file for relaygen modes (from `relay calibrate`).")
     var cues: String?
 
     func validate() throws {
         guard draftMax >= 1 else { throw ValidationError("--draft-max must be at least 1") }
         guard draftMin >= 0, draftMin <= draftMax else { throw ValidationError("--draft-min must be in 0...--draft-max") }
+        guard draftVocab >= 0 else { throw ValidationError("--draft-vocab must be 0 (all) or a token count") }
     }
 
     func settings(sampling: SamplingParams) throws -> Modes.Settings {
@@ -127,6 +131,7 @@ struct RelayOptions: ParsableArguments {
         s.draft.max = draftMax
         s.draft.min = draftMin
         s.draft.pMin = draftPMin
+        s.draft.vocabulary = draftVocab
         s.cues = try cues.map(CueSet.load)
         return s
     }

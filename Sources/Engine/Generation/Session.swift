@@ -23,9 +23,10 @@ public final class Session: @unchecked Sendable {
     public var contextSize: Int { cache.capacity }
 
     /// Makes the cache hold exactly `target` and returns logits: for the last position, or with
-    /// `logitsFrom`, one row for each position from that index on (those are re-evaluated).
+    /// `logitsFrom`, one row for each position from that index on (those are re-evaluated); with
+    /// `vocabulary`, over only the first that many token ids.
     @discardableResult
-    public func sync(to target: [Int32], logitsFrom: Int? = nil) throws -> [Float] {
+    public func sync(to target: [Int32], logitsFrom: Int? = nil, vocabulary: Int? = nil) throws -> [Float] {
         guard !target.isEmpty else { throw ModelError.emptyInput }
         guard target.count <= cache.capacity else { throw ModelError.contextOverflow(needed: target.count, contextSize: cache.capacity) }
         var keep = 0
@@ -38,7 +39,7 @@ public final class Session: @unchecked Sendable {
 
         let new = Array(target[keep...])
         let start = Date()
-        let logits = try model.forward(new, cache: cache, logits: logitsFrom.map { .from($0 - keep) } ?? .last)
+        let logits = try model.forward(new, cache: cache, logits: logitsFrom.map { .from($0 - keep) } ?? .last, vocabulary: vocabulary)
         let elapsed = Date().timeIntervalSince(start)
         if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }
         tokens = target

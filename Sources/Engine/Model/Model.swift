@@ -93,9 +93,10 @@ public final class Model: @unchecked Sendable {
     }
 
     /// Runs `tokens` at positions cache.count ..< cache.count + tokens.count, appends their keys and
-    /// values to the cache, and returns logits, one row of `vocabSize` per wanted position.
+    /// values to the cache, and returns logits, one row of `vocabSize` per wanted position; with
+    /// `vocabulary`, rows of only the first that many token ids (a cheaper output layer for drafts).
     /// The logits of a position do not depend on how the input is split into calls.
-    public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last) throws -> [Float] {
+    public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last, vocabulary: Int? = nil) throws -> [Float] {
         guard !tokens.isEmpty else { throw ModelError.emptyInput }
         guard cache.count + tokens.count <= cache.capacity else {
             throw ModelError.contextOverflow(needed: cache.count + tokens.count, contextSize: cache.capacity)
@@ -109,7 +110,7 @@ public final class Model: @unchecked Sendable {
         case .all: first = 0
         case .from(let i): first = min(max(i, 0), tokens.count - 1)
         }
-        let V = config.vocabSize
+        let V = min(vocabulary ?? config.vocabSize, config.vocabSize)
         var out = [Float](repeating: 0, count: (tokens.count - first) * V)
         var start = 0
         while start < tokens.count {
@@ -117,7 +118,7 @@ public final class Model: @unchecked Sendable {
             let rows = min(max(first - start, 0), n) ..< n
             let written = max(start - first, 0)
             out.withUnsafeMutableBufferPointer { o in
-                forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows, into: o.baseAddress! + written * V)
+                forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows, vocabulary: V, into: o.baseAddress! + written * V)
             }
             start += n
         }
@@ -125,7 +126,7 @@ public final class Model: @unchecked Sendable {
     }
 
     /// One forward over at most `maxBatch` positions, written like llama2.c's `forward`.
-    func forwardBatch(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>, into logits: UnsafeMutablePointer<Float>) {
+    func forwardBatch(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>, vocabulary: Int, into logits: UnsafeMutablePointer<Float>) {
         let c = config, s = scratch
         let T = tokens.count, pos0 = cache.count
         let dim = c.dim, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, ffn = c.ffnDim
@@ -187,7 +188,7 @@ public final class Model: @unchecked Sendable {
         for (i, t) in logitRows.enumerated() {
             rmsNorm(s.x + t * dim, weight: outputNorm, into: s.xb + i * dim, n: dim, eps: c.rmsEps)
         }
-        output.apply(s.xb, count: logitRows.count, into: logits)
+        output.apply(s.xb, count: logitRows.count, into: logits, rows: vocabulary)
     }
 }
 
