@@ -37,7 +37,9 @@ public enum Modes {
         func relayGen(speculative: Bool) throws -> DecodingStrategy {
             let large = try need(.large), small = try need(.small)
             try requireSharedVocabulary(large.model, small.model)
-            guard var cues = settings.cues?.cues.map(\.text) else { throw ModeError.missingCues(mode: name) }
+            guard var cues = (try settings.cues ?? CueSet.shipped(for: large.model))?.cues.map(\.text) else {
+                throw ModeError.missingCues(mode: name)
+            }
             if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
             let driver: DecodingStrategy = speculative
                 ? try Speculative(target: large, draft: small, sampling: settings.sampling, draftParams: draft)
@@ -67,7 +69,7 @@ public enum ModeError: Error, CustomStringConvertible {
         case .unknown(let n): return "unknown mode '\(n)' (known: \(Modes.names.joined(separator: ", ")))"
         case .missingModel(let m, let r):
             return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
-        case .missingCues(let m): return "mode '\(m)' needs a cue file: pass --cues FILE (made by `relay calibrate`)"
+        case .missingCues(let m): return "mode '\(m)' needs a cue file and none ships for this large model: pass --cues FILE (made by `relay calibrate`)"
         }
     }
 }
@@ -90,6 +92,13 @@ public struct CueSet: Codable, Sendable {
     public init(model: String?, cues: [Cue]) {
         self.model = model
         self.cues = cues
+    }
+
+    /// The cue file shipped for a large model (`Cues/<GGUF file name>.json`), if there is one.
+    public static func shipped(for model: Model) throws -> CueSet? {
+        let stem = URL(fileURLWithPath: model.file.path).deletingPathExtension().lastPathComponent
+        guard let url = Bundle.module.url(forResource: stem, withExtension: "json", subdirectory: "Cues") else { return nil }
+        return try load(url.path)
     }
 
     public static func load(_ path: String) throws -> CueSet {
