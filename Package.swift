@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: fast),
         .target(name: "Engine", dependencies: ["GGUF", "Kernels"], swiftSettings: fast),
         .target(name: "Assets", swiftSettings: fast),
-        .target(name: "Relay", dependencies: ["Engine"], swiftSettings: fast),
+        .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Heads")], swiftSettings: fast),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
         .executableTarget(
             name: "RelayCLI",
