@@ -112,6 +112,11 @@ public final class RelayTrainer {
         public var features: [Float]
         public var call: Bool
         public var choice: Int
+        public init(features: [Float], call: Bool, choice: Int) {
+            self.features = features
+            self.call = call
+            self.choice = choice
+        }
     }
 
     /// Per-position features of the small model over `prompt + tokens` (teacher-forced, in
