@@ -89,7 +89,9 @@ public final class RelayLLM: DecodingStrategy {
             let written = context.count + tokens.count - prompt!.count
             let granted = min(n, limits.maxCallTokens, limits.budget - written)
             if calls.count < limits.maxCalls, granted > 0 {
-                largeContext = prompt! + tokenizer.encode(RelayTag.strip(text), addBOS: false)
+                // Decoded as a whole, so characters split across tokens reach the large model intact.
+                let answer = tokenizer.decode(Array(context[prompt!.count...]) + tokens)
+                largeContext = prompt! + tokenizer.encode(RelayTag.strip(answer), addBOS: false)
                 calls.append(LargeCall(requested: granted, written: 0))
                 turn = .large(left: granted)
             }

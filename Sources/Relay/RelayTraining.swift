@@ -38,7 +38,7 @@ public final class RelayTrainer {
         public var warmupEpochs = 300
         public var warmupLR: Float = 0.02
         /// Largest share of positions where the warm-up head fires at inference.
-        public var callRate: Float = 0.02
+        public var callRate: Float = 0.005
         public var groupSize = 4
         public var lr: Float = 0.01
         /// Optimisation passes over each GRPO batch, and the ratio clip.
@@ -207,8 +207,10 @@ public final class RelayTrainer {
     /// negatives (a random sample of positions). Returns the loss per epoch.
     @discardableResult
     public func warmup(_ examples: [Example]) -> [Double] {
-        guard !examples.isEmpty else { return [] }
         head.standardise(from: examples.map(\.features))
+        // Without a single positive there is nothing to learn about when to call: keep the prior
+        // (a rare call), which lets GRPO still explore calls.
+        guard examples.contains(where: \.call) else { return [] }
         let zs = examples.map { head.standardised($0.features) }
         let positives = examples.filter(\.call).count, negatives = examples.count - positives
         let wPos = positives > 0 ? Float(examples.count) / Float(2 * positives) : 0

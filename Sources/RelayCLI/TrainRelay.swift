@@ -35,7 +35,7 @@ extension RelayCommand {
         @Option(help: "GRPO passes over the problems.") var epochs = 1
         @Option(help: "GRPO learning rate (Adam).") var lr: Float = 0.01
         @Option(name: .customLong("warmup-lr"), help: "Warm-up learning rate (Adam).") var warmupLR: Float = 0.02
-        @Option(name: .customLong("call-rate"), help: "Largest share of positions where the warm-up head calls at inference.") var callRate: Float = 0.02
+        @Option(name: .customLong("call-rate"), help: "Largest share of positions where the warm-up head calls at inference.") var callRate: Float = 0.005
         @Option(help: "Decisive disagreements probed per wrong warm-up rollout.") var probes = 2
         @Option(name: .customLong("max-tokens"), help: "Most tokens per rollout.") var maxTokens = 384
         @Option(name: .customLong("temp"), help: "Sampling temperature of rollouts.") var temperature: Float = 0.7
