@@ -70,7 +70,8 @@ public final class RelayLLM: DecodingStrategy {
 
         case .small:
             let logits = try small.sync(to: context)
-            if calls.count < limits.maxCalls, let policy,
+            // The policy is asked only while a call can still be granted.
+            if calls.count < limits.maxCalls, context.count - prompt!.count < limits.budget, let policy,
                let n = logits.withUnsafeBufferPointer({ policy.decide(logits: $0, hidden: small.hidden) }) {
                 return consume(tokenizer.encode(RelayTag.text(n), addBOS: false), context: context)
             }
