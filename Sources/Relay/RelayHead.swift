@@ -141,6 +141,11 @@ public struct RelayHead: Codable, Sendable, Equatable {
 
 func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
 
+extension RelayHead {
+    /// The call probability of training rollouts: p mixed with a floor rate `explore`.
+    static func explored(_ p: Float, _ explore: Float) -> Float { explore + (1 - explore) * p }
+}
+
 func softmax(_ x: [Float]) -> [Float] {
     let m = x.max() ?? 0
     let e = x.map { expf($0 - m) }
@@ -176,12 +181,16 @@ public struct HeadDecision: Sendable {
 public final class HeadPolicy: CallPolicy {
     public var head: RelayHead
     var rng: Xoshiro256?
+    let explore: Float
     public private(set) var decisions: [HeadDecision] = []
 
-    /// `seed` nil: deterministic inference; otherwise decisions are drawn and recorded.
-    public init(head: RelayHead, samplingSeed seed: UInt64? = nil) {
+    /// `seed` nil: deterministic inference; otherwise decisions are drawn and recorded, calling
+    /// with probability explore + (1 − explore) p(call) so that a head that (almost) never calls
+    /// still tries calls for GRPO to score.
+    public init(head: RelayHead, samplingSeed seed: UInt64? = nil, explore: Float = 0) {
         self.head = head
         rng = seed.map(Xoshiro256.init)
+        self.explore = explore
     }
 
     public var needsHidden: Bool { true }
@@ -193,7 +202,8 @@ public final class HeadPolicy: CallPolicy {
             guard p > head.threshold else { return nil }
             return head.lengths[q.indices.max { q[$0] < q[$1] }!]
         }
-        let called = r.unit() < p
+        let pe = RelayHead.explored(p, explore)
+        let called = r.unit() < pe
         var choice = 0
         if called {
             var u = r.unit()
@@ -204,7 +214,7 @@ public final class HeadPolicy: CallPolicy {
             }
         }
         rng = r
-        decisions.append(HeadDecision(features: x, called: called, choice: choice, probability: called ? p * q[choice] : 1 - p))
+        decisions.append(HeadDecision(features: x, called: called, choice: choice, probability: called ? pe * q[choice] : 1 - pe))
         return called ? head.lengths[choice] : nil
     }
 }

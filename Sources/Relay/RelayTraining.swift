@@ -44,6 +44,8 @@ public final class RelayTrainer {
         /// Optimisation passes over each GRPO batch, and the ratio clip.
         public var innerSteps = 4
         public var clip: Float = 0.2
+        /// Floor rate of calls in GRPO rollouts (exploration; inference does not use it).
+        public var explore: Float = 0.003
         public var seed: UInt64 = 0
         public init() {}
     }
@@ -274,7 +276,7 @@ public final class RelayTrainer {
     public func group(_ p: Problem, kind: ProblemClass) throws -> [Rollout] {
         var rollouts: [Rollout] = []
         for _ in 0..<settings.groupSize {
-            let policy = HeadPolicy(head: head, samplingSeed: rng.next())
+            let policy = HeadPolicy(head: head, samplingSeed: rng.next(), explore: settings.explore)
             let o = options()
             let strategy = RelayLLM(small: small, large: large, policy: policy, sampling: o.sampling)
             let r = try generate(strategy, prompt: p.prompt, tokenizer: tokenizer, contextSize: small.contextSize, options: o)
@@ -305,14 +307,16 @@ public final class RelayTrainer {
                 let z = head.standardised(d.features)
                 let (c, u) = head.logits(z)
                 let p = sigmoid(c), q = softmax(u)
-                let prob = d.called ? p * q[d.choice] : 1 - p
+                let e = settings.explore, pe = RelayHead.explored(p, e)
+                let prob = d.called ? pe * q[d.choice] : 1 - pe
                 let ratio = prob / max(d.probability, 1e-12)
                 let clipped = min(max(ratio, 1 - eps), 1 + eps)
                 loss -= Double(min(ratio * A, clipped * A) * scale)
                 // The clipped branch is constant: no gradient where it is the smaller one.
                 if (A >= 0 && ratio > 1 + eps) || (A < 0 && ratio < 1 - eps) { continue }
                 let g = -A * ratio * scale   // d loss / d log π
-                let dCall = g * (d.called ? 1 - p : -p)
+                // d log p'/dc with p' = e + (1 − e) p: (1 − e) p (1 − p) / p' when calling, −p otherwise.
+                let dCall = g * (d.called ? (1 - e) * p * (1 - p) / pe : -p)
                 let dLength = d.called ? q.indices.map { g * (($0 == d.choice ? 1 : 0) - q[$0]) } : nil
                 head.accumulate(into: &grad, z: z, dCall: dCall, dLengths: dLength)
             }

@@ -37,6 +37,7 @@ extension RelayCommand {
         @Option(name: .customLong("warmup-lr"), help: "Warm-up learning rate (Adam).") var warmupLR: Float = 0.02
         @Option(name: .customLong("call-rate"), help: "Largest share of positions where the warm-up head calls at inference.") var callRate: Float = 0.005
         @Option(help: "Decisive disagreements probed per wrong warm-up rollout.") var probes = 2
+        @Option(help: "Floor rate of calls in GRPO rollouts (exploration).") var explore: Float = 0.003
         @Option(name: .customLong("max-tokens"), help: "Most tokens per rollout.") var maxTokens = 384
         @Option(name: .customLong("temp"), help: "Sampling temperature of rollouts.") var temperature: Float = 0.7
         @Option(help: "Seed of sampling and of the head's decisions.") var seed: UInt64 = 0
@@ -67,6 +68,7 @@ extension RelayCommand {
             settings.stop = template.stopStrings
             settings.k = k
             settings.probes = probes
+            settings.explore = explore
             settings.warmupLR = warmupLR
             settings.callRate = callRate
             settings.groupSize = groupSize
@@ -80,7 +82,7 @@ extension RelayCommand {
             training.config.merge([
                 "large": URL(fileURLWithPath: large.file.path).lastPathComponent, "small": URL(fileURLWithPath: small.file.path).lastPathComponent,
                 "task": task, "offset": "\(offset)", "limit": "\(limit)", "k": "\(k)", "group_size": "\(groupSize)", "batch": "\(batch)",
-                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)",
+                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "explore": "\(explore)",
                 "max_tokens": "\(maxTokens)", "temperature": "\(temperature)", "seed": "\(seed)", "stage": stage.rawValue,
             ]) { _, new in new }
             head.training = training
