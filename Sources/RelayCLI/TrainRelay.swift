@@ -79,12 +79,14 @@ extension RelayCommand {
                 throw HeadError.mismatch(initial, detail: "hidden size \(head.dim), the small model's is \(small.config.dim)")
             }
             var training = head.training ?? RelayHead.Training()
+            // A stage run alone prefixes its settings, so a GRPO run keeps the warm-up's beside its own.
+            let prefix = stage == .both ? "" : stage.rawValue + "."
             training.config.merge([
                 "large": URL(fileURLWithPath: large.file.path).lastPathComponent, "small": URL(fileURLWithPath: small.file.path).lastPathComponent,
                 "task": task, "offset": "\(offset)", "limit": "\(limit)", "k": "\(k)", "group_size": "\(groupSize)", "batch": "\(batch)",
                 "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "explore": "\(explore)",
                 "max_tokens": "\(maxTokens)", "temperature": "\(temperature)", "seed": "\(seed)", "stage": stage.rawValue,
-            ]) { _, new in new }
+            ].map { (prefix + $0.key, $0.value) }) { _, new in new }
             head.training = training
             let trainer = RelayTrainer(small: Session(model: small, contextSize: model.ctxSize), large: Session(model: large, contextSize: model.ctxSize),
                                        head: head, settings: settings)
@@ -105,8 +107,8 @@ extension RelayCommand {
                 let positives = examples.filter(\.call).count
                 let curve = trainer.warmup(examples)
                 trainer.head.training?.curves["warmup_loss"] = curve
-                trainer.head.training?.config["warmup_examples"] = "\(examples.count)"
-                trainer.head.training?.config["warmup_positives"] = "\(positives)"
+                trainer.head.training?.config["warmup.examples"] = "\(examples.count)"
+                trainer.head.training?.config["warmup.positives"] = "\(positives)"
                 note(String(format: "warm-up: %d examples, %d positive; loss %.4f → %.4f", examples.count, positives, curve.first ?? 0, curve.last ?? 0))
                 try trainer.head.write(to: out)
             } else if initial == nil {

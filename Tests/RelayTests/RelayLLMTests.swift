@@ -170,6 +170,18 @@ struct RelayLLMTests {
         #expect(hidden.allSatisfy(\.isFinite) && hidden.contains { $0 != 0 })
     }
 
+    @Test("the head shipped for Qwen2.5-Coder-0.5B loads, fits the model and is what relayllm uses by default")
+    func shippedHead() throws {
+        let head = try #require(try RelayHead.shipped(for: Models.qwen))
+        #expect(head.dim == Models.qwen.config.dim && head.problem == nil)
+        #expect(head.training?.curves["warmup_loss"]?.isEmpty == false && head.training?.curves["grpo_reward"]?.isEmpty == false)
+        #expect(try RelayHead.shipped(for: Models.smol) == nil)
+        let s = Session(model: Models.qwen, contextSize: 64)
+        let relay = try #require(try Modes.make("relayllm", pair: ModePair(large: s, small: Session(model: Models.qwen, contextSize: 64)),
+                                                settings: Modes.Settings()) as? RelayLLM)
+        #expect((relay.policy as? HeadPolicy)?.head == head)
+    }
+
     @Test("a tiny GRPO run on SmolLM2 changes the head and lowers the surrogate loss")
     func tinyGRPO() throws {
         let m = Models.smol
