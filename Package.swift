@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: fast),
         .target(name: "Engine", dependencies: ["GGUF", "Kernels"], swiftSettings: fast),
         .target(name: "Assets", swiftSettings: fast),
-        .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues")], swiftSettings: fast),
+        .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: fast),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
         .executableTarget(
             name: "RelayCLI",

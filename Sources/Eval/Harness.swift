@@ -13,6 +13,9 @@ public struct Generation: Sendable {
     public var drafted: Int?
     public var accepted: Int?
     public var handovers: Int?
+    /// RelayLLM modes: calls of the large model and the tokens they asked for.
+    public var calls: Int?
+    public var requested: Int?
     /// Wall time of the generation, prefill included (model loading excluded).
     public var seconds: Double
     public var prefillSeconds: [String: Double]?
@@ -21,13 +24,15 @@ public struct Generation: Sendable {
     public var finishReason: String?
 
     public init(output: String, tokens: [String: Int], drafted: Int? = nil, accepted: Int? = nil, handovers: Int? = nil,
-                seconds: Double, prefillSeconds: [String: Double]? = nil, decodeSeconds: [String: Double]? = nil,
+                calls: Int? = nil, requested: Int? = nil, seconds: Double, prefillSeconds: [String: Double]? = nil, decodeSeconds: [String: Double]? = nil,
                 finishReason: String? = nil) {
         self.output = output
         self.tokens = tokens
         self.drafted = drafted
         self.accepted = accepted
         self.handovers = handovers
+        self.calls = calls
+        self.requested = requested
         self.seconds = seconds
         self.prefillSeconds = prefillSeconds
         self.decodeSeconds = decodeSeconds
@@ -119,6 +124,7 @@ public enum Harness {
         let total = g.tokens.values.reduce(0, +)
         return EvalRecord(id: problem.id, mode: mode, output: g.output, extracted: extracted, reference: problem.answer,
                           correct: correct, tokens: g.tokens, drafted: g.drafted, accepted: g.accepted, handovers: g.handovers,
+                          calls: g.calls, requested: g.requested,
                           seconds: g.seconds, prefillSeconds: g.prefillSeconds, decodeSeconds: g.decodeSeconds,
                           tokensPerSecond: g.seconds > 0 ? Double(total) / g.seconds : nil, finishReason: g.finishReason)
     }

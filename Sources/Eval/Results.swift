@@ -25,6 +25,7 @@ import Darwin
 //                      responsible for (accepted drafts in the large model's segments count as large)
 //   drafted, accepted  int      draft tokens proposed / accepted (speculative modes)
 //   handovers          int      hand-overs between the models
+//   calls, requested   int      RelayLLM: calls of the large model, tokens they asked for
 //   seconds            number   wall time of the generation, prefill included, loading excluded
 //   prefill_seconds    {"large": s, "small": s}
 //   decode_seconds     {"large": s, "small": s}
@@ -65,6 +66,9 @@ public struct EvalRecord: Codable, Sendable, Equatable {
     public var accepted: Int?
     /// Hand-overs between the models.
     public var handovers: Int?
+    /// RelayLLM modes: calls of the large model and the tokens they asked for (ρ = requested / all tokens).
+    public var calls: Int?
+    public var requested: Int?
     /// Wall time of this problem's generation, prefill included.
     public var seconds: Double
     /// Prefill and decode time by role.
@@ -77,6 +81,7 @@ public struct EvalRecord: Codable, Sendable, Equatable {
 
     public init(id: String, mode: String, output: String, extracted: String?, reference: String, correct: Bool,
                 tokens: [String: Int], drafted: Int? = nil, accepted: Int? = nil, handovers: Int? = nil,
+                calls: Int? = nil, requested: Int? = nil,
                 seconds: Double, prefillSeconds: [String: Double]? = nil, decodeSeconds: [String: Double]? = nil,
                 tokensPerSecond: Double? = nil, finishReason: String? = nil) {
         self.id = id
@@ -89,6 +94,8 @@ public struct EvalRecord: Codable, Sendable, Equatable {
         self.drafted = drafted
         self.accepted = accepted
         self.handovers = handovers
+        self.calls = calls
+        self.requested = requested
         self.seconds = seconds
         self.prefillSeconds = prefillSeconds
         self.decodeSeconds = decodeSeconds
@@ -100,7 +107,7 @@ public struct EvalRecord: Codable, Sendable, Equatable {
     public var totalTokens: Int { tokens.values.reduce(0, +) }
 
     enum CodingKeys: String, CodingKey {
-        case id, mode, output, extracted, reference, correct, tokens, drafted, accepted, handovers, seconds
+        case id, mode, output, extracted, reference, correct, tokens, drafted, accepted, handovers, calls, requested, seconds
         case prefillSeconds = "prefill_seconds"
         case decodeSeconds = "decode_seconds"
         case tokensPerSecond = "tokens_per_second"
@@ -119,6 +126,8 @@ public struct EvalRecord: Codable, Sendable, Equatable {
         drafted = try c.decodeIfPresent(Int.self, forKey: .drafted)
         accepted = try c.decodeIfPresent(Int.self, forKey: .accepted)
         handovers = try c.decodeIfPresent(Int.self, forKey: .handovers)
+        calls = try c.decodeIfPresent(Int.self, forKey: .calls)
+        requested = try c.decodeIfPresent(Int.self, forKey: .requested)
         seconds = try c.decode(Double.self, forKey: .seconds)
         prefillSeconds = try c.decodeIfPresent([String: Double].self, forKey: .prefillSeconds)
         decodeSeconds = try c.decodeIfPresent([String: Double].self, forKey: .decodeSeconds)
@@ -137,6 +146,8 @@ public struct EvalRecord: Codable, Sendable, Equatable {
         try c.encodeIfPresent(drafted, forKey: .drafted)
         try c.encodeIfPresent(accepted, forKey: .accepted)
         try c.encodeIfPresent(handovers, forKey: .handovers)
+        try c.encodeIfPresent(calls, forKey: .calls)
+        try c.encodeIfPresent(requested, forKey: .requested)
         try c.encode(seconds, forKey: .seconds)
         try c.encodeIfPresent(prefillSeconds, forKey: .prefillSeconds)
         try c.encodeIfPresent(decodeSeconds, forKey: .decodeSeconds)
@@ -157,6 +168,8 @@ public struct EvalRecord: Codable, Sendable, Equatable {
         if let drafted { fields.append(("drafted", String(drafted))) }
         if let accepted { fields.append(("accepted", String(accepted))) }
         if let handovers { fields.append(("handovers", String(handovers))) }
+        if let calls { fields.append(("calls", String(calls))) }
+        if let requested { fields.append(("requested", String(requested))) }
         fields.append(("seconds", JSONText.number(seconds)))
         if let prefillSeconds { fields.append(("prefill_seconds", JSONText.roleMap(prefillSeconds, JSONText.number))) }
         if let decodeSeconds { fields.append(("decode_seconds", JSONText.roleMap(decodeSeconds, JSONText.number))) }

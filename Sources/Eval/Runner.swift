@@ -57,9 +57,11 @@ public struct EvalRunner {
             let prompt = tokenizer.encode(promptText(problem), addBOS: tokenizer.addBOS)
             let r = try Relay.generate(strategy, prompt: prompt, tokenizer: tokenizer, contextSize: contextSize, options: options)
             func keyed(_ d: [Role: Double]) -> [String: Double] { Dictionary(uniqueKeysWithValues: d.map { ($0.key.rawValue, $0.value) }) }
-            return Generation(output: r.text, tokens: Dictionary(uniqueKeysWithValues: r.tokensByRole.map { ($0.key.rawValue, $0.value) }),
+            let relay = strategy is RelayLLM
+            return Generation(output: r.answer, tokens: Dictionary(uniqueKeysWithValues: r.tokensByRole.map { ($0.key.rawValue, $0.value) }),
                               drafted: r.drafted > 0 ? r.drafted : nil, accepted: r.drafted > 0 ? r.accepted : nil,
-                              handovers: r.handovers > 0 ? r.handovers : nil, seconds: r.seconds,
+                              handovers: r.handovers > 0 ? r.handovers : nil,
+                              calls: relay ? r.calls.count : nil, requested: relay ? r.requested : nil, seconds: r.seconds,
                               prefillSeconds: keyed(r.prefillSeconds), decodeSeconds: keyed(r.decodeSeconds),
                               finishReason: r.finishReason.rawValue)
         }

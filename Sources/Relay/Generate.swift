@@ -29,6 +29,7 @@ public struct RelayResult: Sendable {
     public var drafted: Int
     public var accepted: Int
     public var handovers: Int
+    public var calls: [LargeCall]
     public var prefillSeconds: [Role: Double]
     public var decodeSeconds: [Role: Double]
     /// Wall time, prefill included.
@@ -38,6 +39,16 @@ public struct RelayResult: Sendable {
         let total = tokensByRole.values.reduce(0, +)
         return total > 0 ? Double(tokensByRole[.large] ?? 0) / Double(total) : 0
     }
+
+    /// Tokens asked of the large model, over all calls.
+    public var requested: Int { calls.reduce(0) { $0 + $1.requested } }
+
+    /// RelayLLM's ρ: the share of the answer requested from the large model,
+    /// min(Σ min(n_i, 4096) / L, 1) with L the generated length.
+    public var rho: Double { Reward.rho(requested: calls.map(\.requested), length: tokens.count) }
+
+    /// The answer as a user sees it: relay tags removed.
+    public var answer: String { RelayTag.strip(text) }
 }
 
 /// The generation loop shared by every strategy: step, stop at end of text, a stop string, the
@@ -83,6 +94,6 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     }
     return RelayResult(text: stream.text, segments: segments, tokens: Array(context[prompt.count...]), promptTokens: prompt.count,
                        finishReason: finish, tokensByRole: byRole, drafted: strategy.drafted, accepted: strategy.accepted,
-                       handovers: strategy.handovers, prefillSeconds: prefill, decodeSeconds: decode,
+                       handovers: strategy.handovers, calls: strategy.calls, prefillSeconds: prefill, decodeSeconds: decode,
                        seconds: Date().timeIntervalSince(start))
 }

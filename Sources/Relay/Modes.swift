@@ -14,14 +14,22 @@ public struct ModePair {
 }
 
 public enum Modes {
-    public static let names = ["large", "small", "speculative", "relaygen", "relaygen-sd"]
+    public static let names = ["large", "small", "speculative", "relaygen", "relaygen-sd", "relayllm", "random-router", "confidence-router"]
 
     /// Settings a mode may read; `parameters` come from `name:key=value,...`.
     public struct Settings: Sendable {
         public var sampling = SamplingParams()
         public var draft = DraftParams()
         public var cues: CueSet?
+        public var head = HeadChoice.shipped
         public init() {}
+    }
+
+    /// RelayLLM's call policy: the head shipped for the small model (the bare protocol when none
+    /// fits it), no head (only tags the small model writes itself), or a given head.
+    public enum HeadChoice: Sendable {
+        case shipped, none
+        case head(RelayHead, path: String)
     }
 
     public static func make(_ name: String, parameters: [String: String] = [:], pair: ModePair, settings: Settings) throws -> DecodingStrategy {
@@ -47,7 +55,41 @@ public enum Modes {
             return RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
                             tokenizer: large.model.tokenizer, settings: RelayGen.Settings(cues: cues))
         }
+        func parameter<T>(_ key: String, _ parse: (String) -> T?, default value: T, valid: (T) -> Bool) throws -> T {
+            guard let text = parameters[key] else { return value }
+            guard let v = parse(text), valid(v) else { throw ModeError.badParameter(mode: name, key: key, value: text) }
+            return v
+        }
+        func relayLLM(policy: CallPolicy?, maxCalls: Int) throws -> DecodingStrategy {
+            let large = try need(.large), small = try need(.small)
+            try requireSharedVocabulary(large.model, small.model)
+            var limits = RelayLLM.Limits()
+            limits.maxCalls = try parameter("turns", { Int($0) }, default: maxCalls, valid: { $0 >= 0 })
+            return RelayLLM(small: small, large: large, policy: policy, sampling: settings.sampling, limits: limits)
+        }
+        // The routers are the training-free baselines: by default they may call at every position.
+        func call() throws -> Int { try parameter("call", { Int($0) }, default: 8, valid: { $0 > 0 }) }
         switch name {
+        case "relayllm":
+            let small = try need(.small)
+            var head: RelayHead?
+            switch settings.head {
+            case .none: head = nil
+            case .shipped: head = try RelayHead.shipped(for: small.model)
+            case .head(let h, let path):
+                guard h.dim == small.model.config.dim else {
+                    throw HeadError.mismatch(path, detail: "hidden size \(h.dim), the small model's is \(small.model.config.dim)")
+                }
+                head = h
+            }
+            return try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls)
+        case "random-router":
+            let rate = try parameter("rate", { Double($0) }, default: 0.05, valid: { (0...1).contains($0) })
+            let seed = try parameter("seed", { UInt64($0) }, default: settings.sampling.seed ?? 0, valid: { _ in true })
+            return try relayLLM(policy: RandomRouter(rate: rate, call: try call(), seed: seed), maxCalls: Int.max)
+        case "confidence-router":
+            let threshold = try parameter("threshold", { Float($0) }, default: 0.4, valid: { (0...1).contains($0) })
+            return try relayLLM(policy: ConfidenceRouter(threshold: threshold, call: try call()), maxCalls: Int.max)
         case "large": return Solo(session: try need(.large), role: .large, sampling: settings.sampling)
         case "small": return Solo(session: try need(.small), role: .small, sampling: settings.sampling)
         case "speculative":
@@ -63,6 +105,7 @@ public enum ModeError: Error, CustomStringConvertible {
     case unknown(String)
     case missingModel(mode: String, role: Role)
     case missingCues(mode: String)
+    case badParameter(mode: String, key: String, value: String)
 
     public var description: String {
         switch self {
@@ -70,6 +113,7 @@ public enum ModeError: Error, CustomStringConvertible {
         case .missingModel(let m, let r):
             return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
         case .missingCues(let m): return "mode '\(m)' needs a cue file and none ships for this large model: pass --cues FILE (made by `relay calibrate`)"
+        case .badParameter(let m, let k, let v): return "mode '\(m)': parameter \(k)=\(v) is not valid"
         }
     }
 }

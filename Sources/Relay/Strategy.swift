@@ -26,12 +26,25 @@ public protocol DecodingStrategy: AnyObject {
     var drafted: Int { get }
     var accepted: Int { get }
     var handovers: Int { get }
+    /// Calls of the large model by the small one (RelayLLM and its routers).
+    var calls: [LargeCall] { get }
+}
+
+/// One call of the large model: the tokens asked for (after clamping) and the tokens it wrote.
+public struct LargeCall: Sendable, Equatable, Codable {
+    public var requested: Int
+    public var written: Int
+    public init(requested: Int, written: Int) {
+        self.requested = requested
+        self.written = written
+    }
 }
 
 public extension DecodingStrategy {
     var drafted: Int { 0 }
     var accepted: Int { 0 }
     var handovers: Int { 0 }
+    var calls: [LargeCall] { [] }
 }
 
 /// One model alone, one token per forward: the `large` and `small` baselines.

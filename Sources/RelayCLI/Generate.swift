@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Eval
 import Foundation
 import Kernels
 import Relay
@@ -44,10 +45,11 @@ extension RelayCommand {
             } else {
                 text = prompt!
             }
-            let needsLarge = relay.mode != "small"
+            let spec = try ModeSpec.parse(relay.mode)
+            let needsLarge = spec.name != "small"
             let m = try model.load()
             let draft = try model.loadDraft()
-            let primary = relay.mode == "small" ? (draft ?? m) : m
+            let primary = spec.name == "small" ? (draft ?? m) : m
             let tok = primary.tokenizer
             var options = sampling.options
             let input: [Int32]
@@ -63,7 +65,8 @@ extension RelayCommand {
             }
             let pair = ModePair(large: needsLarge ? Session(model: m, contextSize: model.ctxSize) : nil,
                                 small: draft.map { Session(model: $0, contextSize: model.ctxSize) })
-            let strategy = try Modes.make(relay.mode, pair: pair, settings: relay.settings(sampling: options.sampling))
+            let strategy = try Modes.make(spec.name, parameters: Dictionary(spec.parameters.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }),
+                                          pair: pair, settings: relay.settings(sampling: options.sampling))
             let colors = color && isatty(1) != 0
             let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role in
                 if !json { writeOut(colors ? paint(piece, role) : piece) }
@@ -95,6 +98,10 @@ struct Telemetry {
         var s = String(format: "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %.2f s | finish: %@ | %@, %d threads",
                        result.promptTokens, prefillRate, result.tokens.count, decodeRate, result.seconds,
                        result.finishReason.rawValue, Threads.isa, Threads.count)
+        if !result.calls.isEmpty {
+            s += String(format: "\ncalls %d | large model: %d tokens requested, %d written | large share %.1f%% | rho %.3f",
+                        result.calls.count, result.requested, result.tokensByRole[.large] ?? 0, result.largeShare * 100, result.rho)
+        }
         if result.tokensByRole.count > 1 || result.drafted > 0 {
             s += String(format: "\nlarge %d tokens, small %d tokens (large share %.1f%%) | hand-overs %d | drafted %d, accepted %d (%.1f%%)",
                         result.tokensByRole[.large] ?? 0, result.tokensByRole[.small] ?? 0, result.largeShare * 100,
@@ -122,6 +129,10 @@ struct Telemetry {
             "drafted": result.drafted,
             "accepted": result.accepted,
             "large_share": result.largeShare,
+            "calls": result.calls.count,
+            "large_tokens_requested": result.requested,
+            "large_tokens_written": result.tokensByRole[.large] ?? 0,
+            "rho": result.rho,
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)

@@ -119,6 +119,9 @@ struct RelayOptions: ParsableArguments {
     @Option(help: "Cue file for relaygen modes (from `relay calibrate`).")
     var cues: String?
 
+    @Option(name: .customLong("relay-head"), help: "Call head for relayllm: a file from `relay train-relay`, or `none` for only the <call>n</call> tags the small model writes itself (default: the head shipped for the small model, if any).")
+    var relayHead: String?
+
     func validate() throws {
         guard draftMax >= 1 else { throw ValidationError("--draft-max must be at least 1") }
         guard draftMin >= 0, draftMin <= draftMax else { throw ValidationError("--draft-min must be in 0...--draft-max") }
@@ -133,6 +136,11 @@ struct RelayOptions: ParsableArguments {
         s.draft.pMin = draftPMin
         s.draft.vocabulary = draftVocab
         s.cues = try cues.map(CueSet.load)
+        switch relayHead {
+        case nil: s.head = .shipped
+        case "none": s.head = .none
+        case let path?: s.head = .head(try RelayHead.load(path), path: path)
+        }
         return s
     }
 }

@@ -22,6 +22,11 @@ public final class Session: @unchecked Sendable {
 
     public var contextSize: Int { cache.capacity }
 
+    /// When set, every `sync` also keeps the last hidden state of each position it returns logits
+    /// for in `hidden` (for a head trained on the frozen model); off, the forward pass is unchanged.
+    public var keepsHidden = false
+    public private(set) var hidden: [Float] = []
+
     /// Makes the cache hold exactly `target` and returns logits: for the last position, or with
     /// `logitsFrom`, one row for each position from that index on (those are re-evaluated); with
     /// `vocabulary`, over only the first that many token ids.
@@ -39,7 +44,13 @@ public final class Session: @unchecked Sendable {
 
         let new = Array(target[keep...])
         let start = Date()
-        let logits = try model.forward(new, cache: cache, logits: logitsFrom.map { .from($0 - keep) } ?? .last, vocabulary: vocabulary)
+        let wanted: Model.LogitsWanted = logitsFrom.map { .from($0 - keep) } ?? .last
+        let logits: [Float]
+        if keepsHidden {
+            (logits, hidden) = try model.forwardWithHidden(new, cache: cache, logits: wanted)
+        } else {
+            logits = try model.forward(new, cache: cache, logits: wanted, vocabulary: vocabulary)
+        }
         let elapsed = Date().timeIntervalSince(start)
         if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }
         tokens = target

@@ -97,6 +97,17 @@ public final class Model: @unchecked Sendable {
     /// `vocabulary`, rows of only the first that many token ids (a cheaper output layer for drafts).
     /// The logits of a position do not depend on how the input is split into calls.
     public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last, vocabulary: Int? = nil) throws -> [Float] {
+        try run(tokens, cache: cache, wanted: wanted, keepHidden: false, vocabulary: vocabulary).logits
+    }
+
+    /// `forward`, and also the last hidden state (after the final norm, the input of the output
+    /// matrix) of each wanted position, one row of `dim` per row of logits: what a head trained on
+    /// top of the frozen model reads.
+    public func forwardWithHidden(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last) throws -> (logits: [Float], hidden: [Float]) {
+        try run(tokens, cache: cache, wanted: wanted, keepHidden: true, vocabulary: nil)
+    }
+
+    func run(_ tokens: [Int32], cache: KVCache, wanted: LogitsWanted, keepHidden: Bool, vocabulary: Int?) throws -> (logits: [Float], hidden: [Float]) {
         guard !tokens.isEmpty else { throw ModelError.emptyInput }
         guard cache.count + tokens.count <= cache.capacity else {
             throw ModelError.contextOverflow(needed: cache.count + tokens.count, contextSize: cache.capacity)
@@ -110,23 +121,28 @@ public final class Model: @unchecked Sendable {
         case .all: first = 0
         case .from(let i): first = min(max(i, 0), tokens.count - 1)
         }
-        let V = min(vocabulary ?? config.vocabSize, config.vocabSize)
+        let V = min(vocabulary ?? config.vocabSize, config.vocabSize), D = config.dim
         var out = [Float](repeating: 0, count: (tokens.count - first) * V)
+        var hidden = [Float](repeating: 0, count: keepHidden ? (tokens.count - first) * D : 0)
         var start = 0
         while start < tokens.count {
             let n = min(maxBatch, tokens.count - start)
             let rows = min(max(first - start, 0), n) ..< n
             let written = max(start - first, 0)
             out.withUnsafeMutableBufferPointer { o in
-                forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows, vocabulary: V, into: o.baseAddress! + written * V)
+                hidden.withUnsafeMutableBufferPointer { h in
+                    forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows, vocabulary: V,
+                                 into: o.baseAddress! + written * V, hidden: keepHidden ? h.baseAddress! + written * D : nil)
+                }
             }
             start += n
         }
-        return out
+        return (out, hidden)
     }
 
     /// One forward over at most `maxBatch` positions, written like llama2.c's `forward`.
-    func forwardBatch(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>, vocabulary: Int, into logits: UnsafeMutablePointer<Float>) {
+    func forwardBatch(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>, vocabulary: Int, into logits: UnsafeMutablePointer<Float>,
+                      hidden: UnsafeMutablePointer<Float>? = nil) {
         let c = config, s = scratch
         let T = tokens.count, pos0 = cache.count
         let dim = c.dim, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, ffn = c.ffnDim
@@ -188,6 +204,7 @@ public final class Model: @unchecked Sendable {
         for (i, t) in logitRows.enumerated() {
             rmsNorm(s.x + t * dim, weight: outputNorm, into: s.xb + i * dim, n: dim, eps: c.rmsEps)
         }
+        hidden?.update(from: s.xb, count: logitRows.count * dim)
         output.apply(s.xb, count: logitRows.count, into: logits, rows: vocabulary)
     }
 }

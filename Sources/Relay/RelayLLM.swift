@@ -1,0 +1,175 @@
+import Engine
+import Foundation
+
+/// RelayLLM (arXiv 2601.05167): the small model writes; when its text contains `<call>n</call>`,
+/// the large model receives the prompt and the answer so far with every relay tag removed, writes
+/// at most n tokens (or stops at end of text), and the small model goes on after them.
+///
+/// Every way of deciding to call goes through that one text protocol: a `CallPolicy` (learned
+/// head, random or confidence router) that fires writes the tag into the transcript as ordinary
+/// small-model text, so the small model sees where help was asked, and the same tag matcher starts
+/// the call as for a tag the model wrote by itself. Without a policy only the model's own tags count.
+///
+/// Limits: at most `maxCalls` calls per answer (later tags are left as text and ignored), a call
+/// asks for at most `maxCallTokens`, and never past `budget` tokens of answer.
+public final class RelayLLM: DecodingStrategy {
+    public struct Limits: Sendable {
+        public var maxCalls = 5
+        public var maxCallTokens = 4096
+        public var budget = 8192
+        public init() {}
+    }
+
+    enum Turn: Equatable { case small, large(left: Int) }
+
+    let small: Session
+    let large: Session
+    let tokenizer: Tokenizer
+    public let policy: CallPolicy?
+    public let limits: Limits
+    var smallSampler: Sampler
+    var largeSampler: Sampler
+    var turn = Turn.small
+    var prompt: [Int32]?
+    /// The answer's text as the small model sees it (tags included), and where the tag matcher
+    /// starts looking (after the last tag it consumed).
+    public private(set) var text = ""
+    var scanFrom = 0
+    /// What the large model sees during its turn: prompt and tag-free answer, then its own tokens.
+    public private(set) var largeContext: [Int32] = []
+    public private(set) var calls: [LargeCall] = []
+
+    public init(small: Session, large: Session, policy: CallPolicy?, sampling: SamplingParams, limits: Limits = Limits()) {
+        self.small = small
+        self.large = large
+        self.tokenizer = small.model.tokenizer
+        self.policy = policy
+        self.limits = limits
+        smallSampler = Sampler(sampling)
+        var largeParams = sampling
+        largeParams.seed = sampling.seed.map { $0 &+ 1 }
+        largeSampler = Sampler(largeParams)
+        small.keepsHidden = policy?.needsHidden ?? false
+    }
+
+    public var sessions: [Role: Session] { [.small: small, .large: large] }
+    public var handovers: Int { calls.count * 2 }
+
+    public func step(context: [Int32]) throws -> Step {
+        if prompt == nil { prompt = context }
+        switch turn {
+        case .large(let left):
+            let logits = try large.sync(to: largeContext)
+            let token = logits.withUnsafeBufferPointer { largeSampler.sample($0, history: largeContext) }
+            largeContext.append(token)
+            calls[calls.count - 1].written += 1
+            text += tokenizer.decode([token])
+            scanFrom = text.utf8.count     // text the large model wrote never starts a call
+            turn = left > 1 ? .large(left: left - 1) : .small
+            return Step(tokens: [token], role: .large)
+
+        case .small:
+            let logits = try small.sync(to: context)
+            // The policy is asked only while a call can still be granted.
+            if calls.count < limits.maxCalls, context.count - prompt!.count < limits.budget, let policy,
+               let n = logits.withUnsafeBufferPointer({ policy.decide(logits: $0, hidden: small.hidden) }) {
+                return consume(tokenizer.encode(RelayTag.text(n), addBOS: false), context: context)
+            }
+            let token = logits.withUnsafeBufferPointer { smallSampler.sample($0, history: context) }
+            return consume([token], context: context)
+        }
+    }
+
+    /// Appends the small model's tokens to the text and starts a call if they complete a tag.
+    func consume(_ tokens: [Int32], context: [Int32]) -> Step {
+        let piece = tokenizer.decode(tokens)
+        text += piece
+        // A tag ends with '>': look only when one arrives.
+        if piece.contains(">"), let (n, end) = RelayTag.firstCall(in: text, from: scanFrom) {
+            scanFrom = end
+            let written = context.count + tokens.count - prompt!.count
+            let granted = min(n, limits.maxCallTokens, limits.budget - written)
+            if calls.count < limits.maxCalls, granted > 0 {
+                // Decoded as a whole, so characters split across tokens reach the large model intact.
+                let answer = tokenizer.decode(Array(context[prompt!.count...]) + tokens)
+                largeContext = prompt! + tokenizer.encode(RelayTag.strip(answer), addBOS: false)
+                calls.append(LargeCall(requested: granted, written: 0))
+                turn = .large(left: granted)
+            }
+        }
+        return Step(tokens: tokens, role: .small)
+    }
+}
+
+/// The relay tag `<call>n</call>`, matched on text as `<call>\s*(\d+)\s*</call>`.
+public enum RelayTag {
+    public static func text(_ n: Int) -> String { "<call>\(n)</call>" }
+
+    static let tag = try! Regex(#"<call>\s*(\d+)\s*</call>"#)
+    static let anyTag = try! Regex(#"<call>[^<]*</call>|</?call>"#)
+
+    /// The first complete tag in `text` at or after UTF-8 offset `from`: its n (a number too large
+    /// for Int reads as Int.max, to be clamped) and the UTF-8 offset where it ends. `<call>0</call>`
+    /// and tags without a number are consumed with n = 0 (no call) only when well formed.
+    public static func firstCall(in text: String, from: Int) -> (n: Int, end: Int)? {
+        let utf8 = text.utf8
+        guard from < utf8.count else { return nil }
+        let start = utf8.index(utf8.startIndex, offsetBy: from)
+        guard let m = text[start...].firstMatch(of: tag) else { return nil }
+        let digits = m.output[1].substring ?? ""
+        let n = Int(digits) ?? Int.max
+        return (n, utf8.distance(from: utf8.startIndex, to: m.range.upperBound))
+    }
+
+    /// The text with every relay tag removed: complete tags (well formed or not) and stray
+    /// `<call>` / `</call>` markers left by malformed or nested ones.
+    public static func strip(_ text: String) -> String {
+        guard text.contains("call>") else { return text }
+        return text.replacing(anyTag, with: "")
+    }
+}
+
+/// Decides, before the small model writes its next token, whether to call the large model and for
+/// how many tokens. Shared by the learned head and the training-free routers.
+public protocol CallPolicy: AnyObject {
+    /// Whether `decide` reads the small model's last hidden state.
+    var needsHidden: Bool { get }
+    /// The small model's next-token logits and, if `needsHidden`, its last hidden state (after the
+    /// final norm); returns n to call for n tokens, or nil.
+    func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int?
+}
+
+/// Calls for `call` tokens at random positions, each with probability `rate`.
+public final class RandomRouter: CallPolicy {
+    public let rate: Double
+    public let call: Int
+    var rng: Xoshiro256
+
+    public init(rate: Double, call: Int, seed: UInt64) {
+        self.rate = rate
+        self.call = call
+        rng = Xoshiro256(seed: seed)
+    }
+
+    public var needsHidden: Bool { false }
+    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int? {
+        Double(rng.unit()) < rate ? call : nil
+    }
+}
+
+/// Calls for `call` tokens whenever the small model's top-1 probability is under `threshold`
+/// (training-free).
+public final class ConfidenceRouter: CallPolicy {
+    public let threshold: Float
+    public let call: Int
+
+    public init(threshold: Float, call: Int) {
+        self.threshold = threshold
+        self.call = call
+    }
+
+    public var needsHidden: Bool { false }
+    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int? {
+        topProbability(logits) < threshold ? call : nil
+    }
+}

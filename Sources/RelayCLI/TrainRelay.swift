@@ -1,0 +1,214 @@
+import ArgumentParser
+import Assets
+import Engine
+import Eval
+import Foundation
+import Relay
+
+extension RelayCommand {
+    struct TrainRelay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train-relay",
+            abstract: "Train RelayLLM's call head on the frozen small model: warm-up, then GRPO.",
+            discussion: """
+            Problems are first sorted by sampling the small model alone (--k samples) and the large model alone \
+            (solvable, teacher-dependent, unsolvable; cached in OUT.problems.json). Warm-up labels positions where the \
+            large model's help leads to a correct answer; GRPO samples --group-size rollouts per problem and pushes up \
+            the group-relative advantage of the head's decisions. Train on problems disjoint from every evaluation set: \
+            the default is GSM8K test problems from --offset 1000 on, while evaluations use the first ones.
+            """)
+
+        enum Stage: String, ExpressibleByArgument, CaseIterable { case warmup, grpo, both }
+
+        @OptionGroup var model: ModelOptions
+
+        @Option(help: "gsm8k, math500, math-train, or a JSONL file of {\"id\",\"question\",\"answer\"}.")
+        var task = "gsm8k"
+        @Option(help: "Skip the first K problems (keep evaluation problems out).") var offset = 1000
+        @Option(help: "Problems to train on.") var limit = 16
+        @Option(help: "warmup, grpo or both.") var stage = Stage.both
+        @Option(help: "Head file to write (JSON); an HTML report is written beside it.") var out: String
+        @Option(help: "Start from this head (e.g. a warm-up head for --stage grpo).") var initial: String?
+        @Option(help: "Small-model samples per problem when sorting.") var k = 4
+        @Option(name: .customLong("group-size"), help: "Rollouts per problem in a GRPO group.") var groupSize = 4
+        @Option(help: "Problems per GRPO step.") var batch = 2
+        @Option(help: "GRPO passes over the problems.") var epochs = 1
+        @Option(help: "GRPO learning rate (Adam).") var lr: Float = 0.01
+        @Option(name: .customLong("warmup-lr"), help: "Warm-up learning rate (Adam).") var warmupLR: Float = 0.02
+        @Option(name: .customLong("call-rate"), help: "Largest share of positions where the warm-up head calls at inference.") var callRate: Float = 0.005
+        @Option(help: "Decisive disagreements probed per wrong warm-up rollout.") var probes = 2
+        @Option(help: "Floor rate of calls in GRPO rollouts (exploration).") var explore: Float = 0.003
+        @Option(name: .customLong("max-tokens"), help: "Most tokens per rollout.") var maxTokens = 384
+        @Option(name: .customLong("temp"), help: "Sampling temperature of rollouts.") var temperature: Float = 0.7
+        @Option(help: "Seed of sampling and of the head's decisions.") var seed: UInt64 = 0
+
+        func validate() throws {
+            guard limit > 0, k > 0, groupSize > 1, batch > 0, epochs > 0 else {
+                throw ValidationError("--limit, --k, --batch and --epochs must be positive and --group-size at least 2")
+            }
+            guard lr > 0, warmupLR > 0, (0...1).contains(callRate) else { throw ValidationError("learning rates must be positive and --call-rate in 0...1") }
+        }
+
+        func run() throws {
+            guard model.draftModel != nil else { throw ValidationError("training needs the small model: pass -md SMALL") }
+            let large = try model.load(), small = try model.loadDraft()!
+            let template = try model.template(for: small)
+            let taskSet = try TaskLoader.load(task, dataDirectory: AssetStore().dataDir)
+            let selected = Selection(offset: offset, limit: limit).apply(taskSet.problems)
+            guard !selected.isEmpty else { throw ValidationError("no problems after --offset \(offset)") }
+            let tok = small.tokenizer
+            let problems = selected.map { p in
+                RelayTrainer.Problem(id: p.id, prompt: tok.encode(template.render([ChatMessage(role: "user", content: Prompt.userMessage(p))]), addBOS: tok.addBOS),
+                                     isCorrect: { Scorer.score(style: taskSet.scoring, output: $0, reference: p.answer).correct })
+            }
+
+            var settings = RelayTrainer.Settings()
+            settings.maxTokens = maxTokens
+            settings.temperature = temperature
+            settings.stop = template.stopStrings
+            settings.k = k
+            settings.probes = probes
+            settings.explore = explore
+            settings.warmupLR = warmupLR
+            settings.callRate = callRate
+            settings.groupSize = groupSize
+            settings.lr = lr
+            settings.seed = seed
+            var head = try initial.map(RelayHead.load) ?? RelayHead(model: small.config.name, dim: small.config.dim)
+            if let initial, head.dim != small.config.dim {
+                throw HeadError.mismatch(initial, detail: "hidden size \(head.dim), the small model's is \(small.config.dim)")
+            }
+            var training = head.training ?? RelayHead.Training()
+            // A stage run alone prefixes its settings, so a GRPO run keeps the warm-up's beside its own.
+            let prefix = stage == .both ? "" : stage.rawValue + "."
+            training.config.merge([
+                "large": URL(fileURLWithPath: large.file.path).lastPathComponent, "small": URL(fileURLWithPath: small.file.path).lastPathComponent,
+                "task": task, "offset": "\(offset)", "limit": "\(limit)", "k": "\(k)", "group_size": "\(groupSize)", "batch": "\(batch)",
+                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "explore": "\(explore)",
+                "max_tokens": "\(maxTokens)", "temperature": "\(temperature)", "seed": "\(seed)", "stage": stage.rawValue,
+            ].map { (prefix + $0.key, $0.value) }) { _, new in new }
+            head.training = training
+            let trainer = RelayTrainer(small: Session(model: small, contextSize: model.ctxSize), large: Session(model: large, contextSize: model.ctxSize),
+                                       head: head, settings: settings)
+
+            let sorted = try sortProblems(problems, trainer: trainer)
+            let counts = Dictionary(grouping: sorted, by: \.kind).mapValues(\.count)
+            note("sorted \(sorted.count) problems: " + ProblemClass.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", "))
+
+            if stage != .grpo {
+                var examples: [RelayTrainer.Example] = []
+                for (i, (p, s)) in zip(problems, sorted).enumerated() {
+                    // Label the first wrong sample (where help can pay), else the first one.
+                    let j = s.smallCorrect.firstIndex(of: false) ?? 0
+                    let e = try trainer.label(p, rollout: s.smallSamples[j], correct: s.smallCorrect[j])
+                    examples += e
+                    note("warm-up labels \(i + 1)/\(problems.count) \(p.id) (\(s.kind.rawValue)): \(e.filter(\.call).count) positive of \(e.count)")
+                }
+                let positives = examples.filter(\.call).count
+                let curve = trainer.warmup(examples)
+                trainer.head.training?.curves["warmup_loss"] = curve
+                trainer.head.training?.config["warmup.examples"] = "\(examples.count)"
+                trainer.head.training?.config["warmup.positives"] = "\(positives)"
+                note(String(format: "warm-up: %d examples, %d positive; loss %.4f → %.4f", examples.count, positives, curve.first ?? 0, curve.last ?? 0))
+                try trainer.head.write(to: out)
+            } else if initial == nil {
+                try trainer.standardise(over: zip(problems, sorted).map { ($0.0, $0.1.smallSamples[0]) })
+            }
+
+            if stage != .warmup {
+                // GRPO learns only where rewards differ within a group; every class can differ.
+                let pairs = zip(problems, sorted).map { ($0.0, $0.1.kind) }
+                let steps = epochs * ((pairs.count + batch - 1) / batch)
+                for step in 0..<steps {
+                    let start = (step * batch) % pairs.count
+                    let slice = (0..<min(batch, pairs.count)).map { pairs[(start + $0) % pairs.count] }
+                    let stats = try trainer.grpoStep(slice)
+                    var curves = trainer.head.training?.curves ?? [:]
+                    curves["grpo_reward", default: []].append(stats.reward)
+                    curves["grpo_accuracy", default: []].append(stats.accuracy)
+                    curves["grpo_calls_per_rollout", default: []].append(stats.callsPerRollout)
+                    curves["grpo_large_share", default: []].append(stats.largeShare)
+                    curves["grpo_loss", default: []].append(stats.lossBefore)
+                    trainer.head.training?.curves = curves
+                    note(progressLine(step: step + 1, of: steps, stats))
+                    try trainer.head.write(to: out)
+                }
+            }
+            let html = out.hasSuffix(".json") ? String(out.dropLast(5)) + ".html" : out + ".html"
+            try TrainingPage.render(trainer.head, sorted: sorted).write(toFile: html, atomically: true, encoding: .utf8)
+            note("head → \(out) (report: \(html))")
+        }
+
+        /// Sorts the problems, reusing OUT.problems.json for those already sorted with these settings.
+        func sortProblems(_ problems: [RelayTrainer.Problem], trainer: RelayTrainer) throws -> [RelayTrainer.Sorted] {
+            let cache = out + ".problems.json"
+            struct Cache: Codable { var key: String; var problems: [RelayTrainer.Sorted] }
+            let key = "\(model.model)|\(model.draftModel ?? "")|\(task)|k=\(k)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)"
+            var known: [String: RelayTrainer.Sorted] = [:]
+            if let data = FileManager.default.contents(atPath: cache), let c = try? JSONDecoder().decode(Cache.self, from: data), c.key == key {
+                for s in c.problems { known[s.id] = s }
+            }
+            var result: [RelayTrainer.Sorted] = []
+            for (i, p) in problems.enumerated() {
+                if let s = known[p.id] { result.append(s); continue }
+                let start = Date()
+                let s = try trainer.sort(p)
+                known[p.id] = s
+                result.append(s)
+                try JSONEncoder().encode(Cache(key: key, problems: Array(known.values))).write(to: URL(fileURLWithPath: cache))
+                note(String(format: "sorting %d/%d %@: small %d/%d correct, large %@ → %@ (%.0f s)", i + 1, problems.count, p.id,
+                            s.smallCorrect.filter { $0 }.count, s.smallCorrect.count, s.largeCorrect ? "correct" : "wrong",
+                            s.kind.rawValue, Date().timeIntervalSince(start)))
+            }
+            return result
+        }
+
+        func progressLine(step: Int, of total: Int, _ s: RelayTrainer.StepStats) -> String {
+            let width = 20, filled = width * step / max(total, 1)
+            return String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+                + String(format: "  step %d/%d  reward %+.3f  calls/rollout %.2f  large share %.1f%%  acc %.0f%%  loss %.4f → %.4f",
+                         step, total, s.reward, s.callsPerRollout, s.largeShare * 100, s.accuracy * 100, s.lossBefore, s.lossAfter)
+        }
+    }
+}
+
+/// The training report: the problem classes, the settings and one chart per curve.
+enum TrainingPage {
+    static func chart(_ name: String, _ values: [Double]) -> String {
+        guard !values.isEmpty else { return "" }
+        let w = 420.0, h = 160.0, pad = 30.0
+        let lo = values.min()!, hi = values.max()!
+        let span = hi - lo > 1e-12 ? hi - lo : 1
+        let points = values.enumerated().map { i, v in
+            let x = pad + (w - 2 * pad) * (values.count > 1 ? Double(i) / Double(values.count - 1) : 0.5)
+            let y = h - pad - (h - 2 * pad) * (v - lo) / span
+            return String(format: "%.1f,%.1f", x, y)
+        }.joined(separator: " ")
+        return """
+        <figure><figcaption>\(name) (\(values.count) points)</figcaption><svg width='\(Int(w))' height='\(Int(h))'>
+        <rect x='\(pad)' y='\(pad)' width='\(w - 2 * pad)' height='\(h - 2 * pad)' fill='none' stroke='#ccc'/>
+        <polyline points='\(points)' fill='none' stroke='#2f5d9c' stroke-width='2'/>
+        <text x='2' y='\(pad + 4)' font-size='11'>\(String(format: "%.3g", hi))</text>
+        <text x='2' y='\(h - pad)' font-size='11'>\(String(format: "%.3g", lo))</text></svg></figure>
+        """
+    }
+
+    static func render(_ head: RelayHead, sorted: [RelayTrainer.Sorted]) -> String {
+        let counts = Dictionary(grouping: sorted, by: \.kind).mapValues(\.count)
+        let classes = ProblemClass.allCases.map { "<tr><td>\($0.rawValue)</td><td>\(counts[$0] ?? 0)</td></tr>" }.joined()
+        let config = (head.training?.config ?? [:]).sorted { $0.key < $1.key }
+            .map { "<tr><td>\(CalibrationPage.escape($0.key))</td><td>\(CalibrationPage.escape($0.value))</td></tr>" }.joined()
+        let charts = (head.training?.curves ?? [:]).sorted { $0.key < $1.key }.map { chart($0.key, $0.value) }.joined()
+        return """
+        <!doctype html><html><head><meta charset='utf-8'><title>RelayLLM head training</title>
+        <style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}
+        figure{display:inline-block;margin:0.5em} td{padding:2px 10px;border-bottom:1px solid #eee}</style></head>
+        <body><h1>RelayLLM call head: \(CalibrationPage.escape(head.model))</h1>
+        <p>Hidden size \(head.dim), call lengths \(head.lengths.map(String.init).joined(separator: ", ")),
+        call bias \(String(format: "%.3f", head.callBias)), threshold \(head.threshold).</p>
+        <h2>Problems by class</h2><table>\(classes)</table>
+        <h2>Curves</h2>\(charts)
+        <h2>Settings</h2><table>\(config)</table></body></html>
+        """
+    }
+}

@@ -1,0 +1,224 @@
+import Engine
+import Foundation
+import Relay
+import Testing
+
+@Suite("RelayLLM tags and reward")
+struct RelayTagTests {
+    @Test("tags are matched on text: spaces, n = 0, huge n, malformed, nested, from an offset")
+    func parsing() {
+        #expect(RelayTag.firstCall(in: "So <call>8</call> then", from: 0)?.n == 8)
+        #expect(RelayTag.firstCall(in: "<call> 12 \n</call>", from: 0)?.n == 12)
+        #expect(RelayTag.firstCall(in: "<call>0</call>", from: 0)?.n == 0)
+        #expect(RelayTag.firstCall(in: "<call>99999999999999999999999</call>", from: 0)?.n == Int.max)
+        for malformed in ["<call>x</call>", "<call>8", "<call>-3</call>", "<call>8</cal>", "call>8</call>", "<call>1 2</call>"] {
+            #expect(RelayTag.firstCall(in: malformed, from: 0) == nil, "\(malformed)")
+        }
+        let nested = "<call><call>4</call></call>"
+        #expect(RelayTag.firstCall(in: nested, from: 0)?.n == 4)
+        #expect(RelayTag.strip("a<call>3</call>b<call><call>4</call></call>c<call>x</call>d</call>") == "abcd")
+        // A consumed tag is not matched again.
+        let text = "x<call>5</call>y<call>6</call>"
+        let first = RelayTag.firstCall(in: text, from: 0)!
+        #expect(first.n == 5 && RelayTag.firstCall(in: text, from: first.end)?.n == 6)
+        #expect(RelayTag.firstCall(in: text, from: text.utf8.count) == nil)
+    }
+
+    @Test("rho and the reward follow the paper on hand-made cases")
+    func reward() {
+        #expect(Reward.rho(requested: [], length: 100) == 0)
+        #expect(Reward.rho(requested: [8, 12], length: 100) == 0.2)
+        #expect(Reward.rho(requested: [5000], length: 10_000) == 0.4096)   // each call counts at most 4096
+        #expect(Reward.rho(requested: [64], length: 32) == 1)              // capped at 1
+        // solvable
+        #expect(Reward.value(.solvable, correct: true, calls: 0, rho: 0) == 1.5)
+        #expect(Reward.value(.solvable, correct: true, calls: 2, rho: 0.25) == 0.75)
+        #expect(Reward.value(.solvable, correct: false, calls: 0, rho: 0) == 0)
+        #expect(Reward.value(.solvable, correct: false, calls: 1, rho: 0.1) == 0)
+        // teacher-dependent
+        #expect(Reward.value(.teacherDependent, correct: true, calls: 1, rho: 0.1) == 0.9)
+        #expect(Reward.value(.teacherDependent, correct: false, calls: 0, rho: 0) == -1)
+        #expect(Reward.value(.teacherDependent, correct: false, calls: 3, rho: 0.3) == 0)
+        #expect(Reward.value(.teacherDependent, correct: true, calls: 0, rho: 0) == 0)
+        // unsolvable
+        #expect(Reward.value(.unsolvable, correct: false, calls: 2, rho: 0.3) == 0.3)
+        #expect(Reward.value(.unsolvable, correct: false, calls: 0, rho: 0) == 0)
+        #expect(ProblemClass(smallSolved: true, largeSolved: false) == .solvable)
+        #expect(ProblemClass(smallSolved: false, largeSolved: true) == .teacherDependent)
+        #expect(ProblemClass(smallSolved: false, largeSolved: false) == .unsolvable)
+    }
+
+    @Test("group-relative advantages are centred and scaled within the group")
+    func advantages() {
+        let a = RelayTrainer.advantages([1, 0, 0, 1])
+        #expect(a == [1, -1, -1, 1])
+        #expect(RelayTrainer.advantages([0.5, 0.5]) == [0, 0])
+    }
+
+    @Test("a bad head file is refused with what is wrong")
+    func badHeadFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-head-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var head = RelayHead(model: "t", dim: 4)
+        head.callWeights.removeLast()
+        let short = dir.appendingPathComponent("short.json").path
+        try head.write(to: short)
+        #expect { try RelayHead.load(short) } throws: { "\($0)".contains("callWeights has 5 values, expected 6") && "\($0)".contains(short) }
+        let broken = dir.appendingPathComponent("broken.json").path
+        _ = FileManager.default.createFile(atPath: broken, contents: Data("{\"dim\": ".utf8))
+        #expect(throws: HeadError.self) { try RelayHead.load(broken) }
+        #expect(throws: HeadError.self) { try RelayHead.load(dir.appendingPathComponent("missing.json").path) }
+        let good = dir.appendingPathComponent("good.json").path
+        try RelayHead(model: "t", dim: 4).write(to: good)
+        #expect(try RelayHead.load(good) == RelayHead(model: "t", dim: 4))
+    }
+}
+
+@Suite("RelayLLM protocol", .serialized)
+struct RelayLLMTests {
+    /// A raw prompt after which SmolLM2 writes more tags itself, one token at a time.
+    static let tagPrompt = String(repeating: "<call>4</call> ", count: 6).dropLast()
+
+    func run(_ relay: RelayLLM, prompt: [Int32], maxTokens: Int, check: ((RelayLLM) -> Void)? = nil) throws -> RelayResult {
+        var options = GenerationOptions()
+        options.maxTokens = maxTokens
+        options.sampling = .greedy
+        return try generate(relay, prompt: prompt, tokenizer: Models.smol.tokenizer, contextSize: 1024, options: options) { _, _ in
+            check?(relay)
+            return true
+        }
+    }
+
+    func pair() -> (small: Session, large: Session) {
+        (Session(model: Models.smol, contextSize: 1024), Session(model: Models.smol, contextSize: 1024))
+    }
+
+    @Test("tags the small model writes token by token start calls, and the large model never sees a tag")
+    func modelWrittenTags() throws {
+        let m = Models.smol
+        #expect(m.tokenizer.encode("<call>4</call>", addBOS: false).count > 1)
+        let (small, large) = pair()
+        let relay = RelayLLM(small: small, large: large, policy: nil, sampling: .greedy)
+        let prompt = m.tokenizer.encode(String(Self.tagPrompt), addBOS: false)
+        var started = 0
+        let r = try run(relay, prompt: prompt, maxTokens: 120) { relay in
+            // What the large model received when the call started: the user's prompt, then the
+            // answer without tags (what it writes itself is its own business).
+            guard relay.calls.count > started, let call = relay.calls.last else { return }
+            started = relay.calls.count
+            let input = relay.largeContext.dropLast(call.written)
+            #expect(Array(input.prefix(prompt.count)) == prompt)
+            #expect(!m.tokenizer.decode(Array(input.dropFirst(prompt.count))).contains("call"), "the large model saw a tag")
+        }
+        #expect(r.text.hasPrefix(" <call>4</call>"), "\(r.text)")
+        #expect(!r.calls.isEmpty && started == r.calls.count)
+        #expect(r.calls.allSatisfy { $0.requested == 4 && $0.written <= 4 })
+        #expect(r.tokensByRole[.large] == r.calls.reduce(0) { $0 + $1.written })
+        #expect(!r.answer.contains("<call>4</call>"))
+        #expect(r.rho == Reward.rho(requested: r.calls.map(\.requested), length: r.tokens.count))
+    }
+
+    @Test("a router's call is written as a tag into the transcript; turn and budget limits hold")
+    func routerLimits() throws {
+        let m = Models.smol
+        let prompt = try chatPrompt(m, "Write a short story about a cat.")
+        // Threshold 1: the router fires at every position it may; the paper's limit is 5 calls.
+        var (small, large) = pair()
+        let five = try run(RelayLLM(small: small, large: large, policy: ConfidenceRouter(threshold: 1, call: 4), sampling: .greedy),
+                           prompt: prompt, maxTokens: 120)
+        #expect(five.calls.count == 5)
+        (small, large) = pair()
+        var limits = RelayLLM.Limits()
+        limits.maxCalls = 3
+        var relay = RelayLLM(small: small, large: large, policy: ConfidenceRouter(threshold: 1, call: 6), sampling: .greedy, limits: limits)
+        var r = try run(relay, prompt: prompt, maxTokens: 120)
+        #expect(r.calls.count == 3)
+        #expect(r.calls.allSatisfy { $0.requested == 6 })
+        // The small model may copy the tag after the third call; those stay text.
+        #expect(r.text.components(separatedBy: "<call>6</call>").count - 1 >= 3)
+        #expect(!r.answer.contains("<call>"))
+        #expect((r.tokensByRole[.large] ?? 0) == r.calls.reduce(0) { $0 + $1.written })
+
+        // A budget of the tag plus 10 tokens: the first call is cut to 10 tokens and no later one fits.
+        (small, large) = pair()
+        limits = RelayLLM.Limits()
+        limits.budget = m.tokenizer.encode("<call>16</call>", addBOS: false).count + 10
+        relay = RelayLLM(small: small, large: large, policy: ConfidenceRouter(threshold: 1, call: 16), sampling: .greedy, limits: limits)
+        r = try run(relay, prompt: prompt, maxTokens: 60)
+        #expect(r.calls.map(\.requested) == [10], "\(r.calls)")
+
+        // Rate 0 never calls; modes are built by name with their parameters.
+        (small, large) = pair()
+        let none = try Modes.make("random-router", parameters: ["rate": "0", "call": "8"], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+        var options = GenerationOptions()
+        options.maxTokens = 20
+        options.sampling = .greedy
+        #expect(try generate(none, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
+        #expect(throws: ModeError.self) {
+            try Modes.make("confidence-router", parameters: ["threshold": "2"], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+        }
+    }
+
+    @Test("the learned head reads the hidden state after the final norm, which the normal forward does not change")
+    func hiddenState() throws {
+        let m = Models.smol
+        let tokens = m.tokenizer.encode("The capital of France is", addBOS: false)
+        let plain = try m.forward(tokens, cache: m.makeCache(capacity: 64), logits: .all)
+        let (logits, hidden) = try m.forwardWithHidden(tokens, cache: m.makeCache(capacity: 64), logits: .all)
+        #expect(logits == plain)
+        #expect(hidden.count == tokens.count * m.config.dim)
+        #expect(hidden.allSatisfy(\.isFinite) && hidden.contains { $0 != 0 })
+    }
+
+    @Test("the head shipped for Qwen2.5-Coder-0.5B loads, fits the model and is what relayllm uses by default")
+    func shippedHead() throws {
+        let head = try #require(try RelayHead.shipped(for: Models.qwen))
+        #expect(head.dim == Models.qwen.config.dim && head.problem == nil)
+        #expect(head.training?.curves["warmup_loss"]?.isEmpty == false && head.training?.curves["grpo_reward"]?.isEmpty == false)
+        #expect(try RelayHead.shipped(for: Models.smol) == nil)
+        let s = Session(model: Models.qwen, contextSize: 64)
+        let relay = try #require(try Modes.make("relayllm", pair: ModePair(large: s, small: Session(model: Models.qwen, contextSize: 64)),
+                                                settings: Modes.Settings()) as? RelayLLM)
+        #expect((relay.policy as? HeadPolicy)?.head == head)
+    }
+
+    @Test("a tiny GRPO run on SmolLM2 changes the head and lowers the surrogate loss")
+    func tinyGRPO() throws {
+        let m = Models.smol
+        var settings = RelayTrainer.Settings()
+        settings.maxTokens = 24
+        settings.groupSize = 4
+        settings.seed = 7
+        // Unsolvable: calls earn ρ, so rollouts with different calls get different rewards.
+        let problem = RelayTrainer.Problem(id: "t", prompt: try chatPrompt(m, "What is 17 * 23?"), isCorrect: { _ in false })
+        let head = RelayHead(model: m.config.name, dim: m.config.dim, rate: 0.15)
+        let (small, large) = pair()
+        let trainer = RelayTrainer(small: small, large: large, head: head, settings: settings)
+        let stats = try trainer.grpoStep([(problem, .unsolvable)])
+        #expect(stats.callsPerRollout > 0)
+        #expect(stats.lossAfter < stats.lossBefore, "\(stats)")
+        #expect(trainer.head != head)
+    }
+
+    @Test("the warm-up fit separates labelled positions and keeps the call rate under the limit")
+    func warmupFit() throws {
+        let (small, large) = pair()
+        var settings = RelayTrainer.Settings()
+        settings.warmupEpochs = 100
+        settings.callRate = 0.05
+        let trainer = RelayTrainer(small: small, large: large, head: RelayHead(model: "t", dim: 3), settings: settings)
+        var rng = Xoshiro256(seed: 1)
+        var examples: [RelayTrainer.Example] = []
+        for i in 0..<200 {
+            let call = i % 10 == 0
+            let x = (0..<5).map { _ in rng.unit() }
+            examples.append(RelayTrainer.Example(features: call ? x.map { $0 + 2 } : x, call: call, choice: call ? 2 : 0))
+        }
+        let curve = trainer.warmup(examples)
+        #expect(curve.last! < curve.first!)
+        let p = examples.map { trainer.head.evaluate($0.features) }
+        let firesOnNegatives = zip(examples, p).filter { !$0.0.call && $0.1.pCall > 0.5 }.count
+        #expect(Double(firesOnNegatives) <= 0.05 * 180 + 1)
+        #expect(zip(examples, p).filter { $0.0.call }.allSatisfy { $0.1.pCall > 0.5 && $0.1.lengths.firstIndex(of: $0.1.lengths.max()!) == 2 })
+    }
+}
