@@ -33,6 +33,8 @@ public struct RelayResult: Sendable {
     public var decodeSeconds: [Role: Double]
     /// Wall time, prefill included.
     public var seconds: Double
+    public var remote: RemoteStats?
+    public var largeFailure: String?
 
     public var largeShare: Double {
         let total = tokensByRole.values.reduce(0, +)
@@ -84,5 +86,5 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     return RelayResult(text: stream.text, segments: segments, tokens: Array(context[prompt.count...]), promptTokens: prompt.count,
                        finishReason: finish, tokensByRole: byRole, drafted: strategy.drafted, accepted: strategy.accepted,
                        handovers: strategy.handovers, prefillSeconds: prefill, decodeSeconds: decode,
-                       seconds: Date().timeIntervalSince(start))
+                       seconds: Date().timeIntervalSince(start), remote: strategy.remoteStats, largeFailure: strategy.largeFailure)
 }

@@ -26,12 +26,18 @@ public protocol DecodingStrategy: AnyObject {
     var drafted: Int { get }
     var accepted: Int { get }
     var handovers: Int { get }
+    /// Calls to a remote large model, when the large model is remote.
+    var remoteStats: RemoteStats? { get }
+    /// Why the large model's part was given to the small model (`--on-large-failure small`).
+    var largeFailure: String? { get }
 }
 
 public extension DecodingStrategy {
     var drafted: Int { 0 }
     var accepted: Int { 0 }
     var handovers: Int { 0 }
+    var remoteStats: RemoteStats? { nil }
+    var largeFailure: String? { nil }
 }
 
 /// One model alone, one token per forward: the `large` and `small` baselines.

@@ -13,6 +13,7 @@ extension RelayCommand {
         @OptionGroup var model: ModelOptions
         @OptionGroup var sampling: SamplingOptions
         @OptionGroup var relay: RelayOptions
+        @OptionGroup var remote: RemoteOptions
 
         @Option(name: [.customShort("p"), .long], help: "Prompt text.")
         var prompt: String?
@@ -44,10 +45,14 @@ extension RelayCommand {
             } else {
                 text = prompt!
             }
-            let needsLarge = relay.mode != "small"
-            let m = try model.load()
+            let remoteLarge = try remote.make()
             let draft = try model.loadDraft()
-            let primary = relay.mode == "small" ? (draft ?? m) : m
+            if remoteLarge != nil && draft == nil {
+                throw ValidationError("--large-url needs -md SMALL: the local small model gives the tokenizer and chat template")
+            }
+            let needsLarge = relay.mode != "small" && remoteLarge == nil
+            let m = needsLarge || draft == nil ? try model.load() : nil
+            let primary = (relay.mode == "small" || m == nil ? draft ?? m : m)!
             let tok = primary.tokenizer
             var options = sampling.options
             let input: [Int32]
@@ -61,9 +66,11 @@ extension RelayCommand {
                 input = tok.encode(template.render(messages), addBOS: tok.addBOS)
                 options.stop += template.stopStrings
             }
-            let pair = ModePair(large: needsLarge ? Session(model: m, contextSize: model.ctxSize) : nil,
-                                small: draft.map { Session(model: $0, contextSize: model.ctxSize) })
-            let strategy = try Modes.make(relay.mode, pair: pair, settings: relay.settings(sampling: options.sampling))
+            let pair = ModePair(large: needsLarge ? m.map { Session(model: $0, contextSize: model.ctxSize) } : nil,
+                                small: draft.map { Session(model: $0, contextSize: model.ctxSize) }, remote: remoteLarge)
+            var settings = try relay.settings(sampling: options.sampling)
+            settings.largeFailureToSmall = remote.fallsBackToSmall
+            let strategy = try Modes.make(relay.mode, pair: pair, settings: settings)
             let colors = color && isatty(1) != 0
             let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role in
                 if !json { writeOut(colors ? paint(piece, role) : piece) }
@@ -101,11 +108,15 @@ struct Telemetry {
                         result.handovers, result.drafted, result.accepted,
                         result.drafted > 0 ? Double(result.accepted) * 100 / Double(result.drafted) : 0)
         }
+        if let remote = result.remote {
+            s += String(format: "\nremote large model: %d requests, %d retries, %.2f s", remote.requests, remote.retries, remote.seconds)
+        }
+        if let failure = result.largeFailure { s += "\nthe small model finished the answer: \(failure)" }
         return s
     }
 
     func json() throws -> String {
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "text": result.text,
             "tokens": result.tokens.map(Int.init),
             "prompt_tokens": result.promptTokens,
@@ -123,6 +134,10 @@ struct Telemetry {
             "accepted": result.accepted,
             "large_share": result.largeShare,
         ]
+        if let remote = result.remote {
+            object["remote"] = ["requests": remote.requests, "retries": remote.retries, "seconds": remote.seconds]
+        }
+        if let failure = result.largeFailure { object["large_failure"] = failure }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }

@@ -83,6 +83,10 @@ public final class Model: @unchecked Sendable {
     /// Weights in the file (elements of every tensor), the measure of cost per token.
     public var parameterCount: Int { file.tensors.values.reduce(0) { $0 + $1.dims.reduce(1, *) } }
 
+    /// Forward calls share a model's scratch buffers and the process-wide kernel thread pool, so
+    /// they run one at a time, whichever thread or model they come from (server slots).
+    static let engineLock = NSLock()
+
     /// Which positions of a forward call need logits.
     public enum LogitsWanted: Equatable {
         case last
@@ -110,6 +114,8 @@ public final class Model: @unchecked Sendable {
         }
         let V = config.vocabSize
         var out = [Float](repeating: 0, count: (tokens.count - first) * V)
+        Model.engineLock.lock()
+        defer { Model.engineLock.unlock() }
         var start = 0
         while start < tokens.count {
             let n = min(maxBatch, tokens.count - start)
