@@ -24,7 +24,9 @@ let package = Package(
         .target(name: "Relay", dependencies: ["Engine"], swiftSettings: fast),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
         .target(name: "Remote", dependencies: ["Engine", "Relay"], swiftSettings: fast),
-        .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")]),
+        // Testable in release builds too: ServerTests check request parsing and planning directly.
+        .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")],
+                swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",
             dependencies: ["Engine", "Relay", "Eval", "Kernels", "GGUF", "Assets", "Remote", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -35,6 +37,7 @@ let package = Package(
         .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets"], swiftSettings: fast),
         .testTarget(name: "EvalTests", dependencies: ["Eval"], swiftSettings: fast),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets"]),
     ],
     swiftLanguageModes: [.v5]
 )
