@@ -60,14 +60,18 @@ public final class RemoteLarge: LargeModel, @unchecked Sendable {
                 result.text += matched
                 result.stop = matched
             } else {
-                // Which stop string, if any? Ask greedily for a few tokens after the cut text.
-                let probeTokens = stop.map { $0.utf8.count }.max() ?? 1
-                let probe = try complete(text + reply.text, maxTokens: probeTokens, stop: [], sampling: .greedy, calls: &calls)
-                if let matched = stop.filter({ probe.text.hasPrefix($0) }).max(by: { $0.count < $1.count }) {
+                // Which stop string, if any? Ask greedily for a few tokens after the cut text. The
+                // token that completed a stop string often began with a space, which the cut leaves
+                // at the end of the text: probe from before that whitespace.
+                let trailing = String(reply.text.reversed().prefix(while: \.isWhitespace).reversed())
+                let kept = String(reply.text.dropLast(trailing.count))
+                let probeTokens = (stop.map { $0.utf8.count }.max() ?? 1) + trailing.utf8.count
+                let probe = try complete(text + kept, maxTokens: probeTokens, stop: [], sampling: .greedy, calls: &calls)
+                if let matched = stop.filter({ probe.text.hasPrefix(trailing + $0) }).max(by: { $0.count < $1.count }) {
                     result.text += matched
                     result.stop = matched
                 } else {
-                    result.ended = probe.text.isEmpty && probe.finish == "stop"
+                    result.ended = probe.text.allSatisfy(\.isWhitespace) && probe.finish == "stop"
                 }
             }
         }
