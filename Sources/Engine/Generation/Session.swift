@@ -38,7 +38,10 @@ public final class Session: @unchecked Sendable {
 
         let new = Array(target[keep...])
         let start = Date()
-        let logits = try model.forward(new, cache: cache, logits: logitsFrom.map { .from($0 - keep) } ?? .last)
+        // A single decode step may share its forward with other sequences' steps (server slots).
+        let logits = new.count == 1 && logitsFrom == nil
+            ? try model.decode(new[0], cache: cache)
+            : try model.forward(new, cache: cache, logits: logitsFrom.map { .from($0 - keep) } ?? .last)
         let elapsed = Date().timeIntervalSince(start)
         if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }
         tokens = target
