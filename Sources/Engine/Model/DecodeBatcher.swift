@@ -7,10 +7,10 @@ import Foundation
 /// No thread waits for a timer when alone: a step is queued, then the thread takes the engine
 /// lock; if another thread's batch already computed it, it returns; otherwise it runs every queued
 /// step of this model as one batch. Only when the previous batch had more sequences than are
-/// queued now does it wait (at most 2 ms) for the rest to arrive, so slots decoding in step stay
+/// queued now does it wait (at most 5 ms) for the rest to arrive, so slots decoding in step stay
 /// in one batch instead of splitting into alternating small ones. A batch of one takes the
 /// single-sequence path, so one client gets exactly the numbers it got before.
-final class DecodeBatcher: @unchecked Sendable {
+public final class DecodeBatcher: @unchecked Sendable {
     final class Step {
         let token: Int32
         let cache: KVCache
@@ -23,8 +23,12 @@ final class DecodeBatcher: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var pending: [Step] = []
+    /// Forwards run and decode steps they carried, over every model (steps / batches is the mean batch).
+    nonisolated(unsafe) private static var counts = (batches: 0, steps: 0)
+    private static let countsLock = NSLock()
+    public static var totals: (batches: Int, steps: Int) { countsLock.withLock { counts } }
     private var lastBatch = 1
-    static let wait = 0.002
+    static let wait = 0.005
 
     func run(_ token: Int32, cache: KVCache, model: Model) -> [Float] {
         let step = Step(token: token, cache: cache)
@@ -44,6 +48,7 @@ final class DecodeBatcher: @unchecked Sendable {
                 lastBatch = taken.count
                 return taken
             }
+            Self.countsLock.withLock { Self.counts.batches += 1; Self.counts.steps += batch.count }
             let logits: [[Float]]
             if batch.count == 1 {
                 logits = [model.evaluate([batch[0].token], cache: batch[0].cache, firstLogitRow: 0)]
