@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load benchmark of relay serve next to llama.cpp's llama-server (same GGUF, same run, loopback):
-# throughput and p50/p99 latency at 1, 4 and 16 concurrent clients. Bounded: max(4, 2 x clients)
+# throughput and p50/p99 latency at 1, 4 and 16 concurrent clients. Bounded: max(4, clients)
 # requests per level. Arguments go to scripts/bench_server.py (e.g. --model smollm2-135m --np 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,7 +6,7 @@ Usage: python3 scripts/bench_server.py RELAY LLAMA_SERVER [--model qwen2.5-coder
 
 For each server and each number of concurrent clients, every client sends chat requests (greedy,
 `max_tokens` tokens, a different prompt each) until the level's request count is reached
-(max(4, 2 x clients)). Throughput is generated tokens over wall time; latency is per request.
+(max(4, clients)). Throughput is generated tokens over wall time; latency is per request.
 A response is counted as corrupted when its text differs from the same prompt's answer from the same
 server with one client (greedy decoding must not depend on what else is running).
 """
@@ -84,7 +84,7 @@ def bench(name, cmd, base, model, levels, tokens):
         run_level(client, model, 1, 1, 8)  # warm-up: page in the weights
         rows, reference = [], {}
         for c in levels:
-            r = run_level(client, model, c, max(4, 2 * c), tokens)
+            r = run_level(client, model, c, max(4, c), tokens)
             if c == levels[0]:
                 reference = r["texts"]
             r["corrupted"] = sum(1 for i, t in r["texts"].items() if i in reference and reference[i] != t)

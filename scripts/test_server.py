@@ -195,6 +195,23 @@ def test_small_mode(s):
     assert t["tokens"]["large"] == 0 and t["tokens"]["small"] > 0 and t["large_share"] == 0
 
 
+def test_logprobs(s):
+    c = s.client()
+    r = chat(c, "Name a colour.", max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    for e in content:
+        assert e.logprob <= 0 and len(e.top_logprobs) == 3
+        assert [t.logprob for t in e.top_logprobs] == sorted((t.logprob for t in e.top_logprobs), reverse=True)
+        assert e.top_logprobs[0].token == e.token and abs(e.top_logprobs[0].logprob - e.logprob) < 1e-5  # greedy
+    assert "".join(e.token for e in content).startswith(r.choices[0].message.content[:5])
+    p = s.client().completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0, logprobs=2)
+    lp = p.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 4
+    assert all(len(t) <= 2 for t in lp.top_logprobs) and lp.text_offset[0] == 0
+    expect(400, lambda: chat(c, "Hi", logprobs=True, extra_body={"relay_mode": "relaygen"}), code="invalid_mode", words=["log-probabilities"])
+
+
 def test_unknown_fields_ignored(s):
     r = chat(s.client(), "Hi", max_tokens=4, temperature=0, extra_body={"frobnicate": {"x": [1, 2]}, "presence_penalty": 0})
     assert r.choices[0].message.content is not None
@@ -331,7 +348,7 @@ def test_playground(s):
 
 TESTS = [test_models, test_chat, test_completion_length, test_completion_stop, test_stream_matches_whole,
          test_stream_completion_without_usage, test_seed_repeats, test_speculative_mode, test_relaygen_mode, test_small_mode,
-         test_unknown_fields_ignored, test_malformed_json, test_wrong_type, test_unknown_model, test_context_overflow,
+         test_logprobs, test_unknown_fields_ignored, test_malformed_json, test_wrong_type, test_unknown_model, test_context_overflow,
          test_bad_values, test_auth, test_concurrent_clients, test_full_queue_and_disconnect, test_metrics, test_playground]
 
 

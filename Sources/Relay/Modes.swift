@@ -26,10 +26,21 @@ public enum Modes {
         public var cues: CueSet?
         /// With a remote large model: finish on the small model when it fails, instead of failing.
         public var largeFailureToSmall = false
+        /// Log-probabilities with this many alternatives per token; only the one-model local modes give them.
+        public var topLogprobs: Int?
         public init() {}
     }
 
     public static func make(_ name: String, parameters: [String: String] = [:], pair: ModePair, settings: Settings) throws -> DecodingStrategy {
+        if let n = settings.topLogprobs {
+            // One local model writes every token: its logits give the log-probabilities.
+            guard name == "large" || name == "small", let session = name == "large" ? pair.large : pair.small else {
+                throw ModeError.noLogprobs(mode: name)
+            }
+            let solo = Solo(session: session, role: name == "large" ? .large : .small, sampling: settings.sampling)
+            solo.topLogprobs = n
+            return solo
+        }
         if pair.large == nil, let remote = pair.remote, name != "small" {
             return try makeRemote(name, parameters: parameters, remote: remote, pair: pair, settings: settings)
         }
@@ -96,12 +107,15 @@ public enum ModeError: Error, CustomStringConvertible {
     case missingModel(mode: String, role: Role)
     case missingCues(mode: String)
     case needsLocalLarge(mode: String)
+    case noLogprobs(mode: String)
 
     public var description: String {
         switch self {
         case .unknown(let n): return "unknown mode '\(n)' (known: \(Modes.names.joined(separator: ", ")))"
         case .missingModel(let m, let r):
             return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
+        case .noLogprobs(let m):
+            return "mode '\(m)' cannot give log-probabilities: only the modes large and small with a local model (one model writes every token) can"
         case .needsLocalLarge(let m):
             return "mode '\(m)' needs the large model's logits, so a local large model (-m LARGE): a remote one (--large-url) gives only text"
         case .missingCues(let m): return "mode '\(m)' needs a cue file: pass --cues FILE (made by `relay calibrate`)"

@@ -34,6 +34,7 @@ struct Plan {
     var options: GenerationOptions
     var stream: Bool
     var includeUsage: Bool
+    var topLogprobs: Int?
 }
 
 /// The OpenAI endpoints: parse and check a request, hand it to the slot pool, and answer with
@@ -81,7 +82,8 @@ final class CompletionsController: @unchecked Sendable {
             response = try await request.body.consumeWithInboundCloseHandler({ body in
                 let buffer = try await body.collect(upTo: Self.bodyLimit)
                 let plan = try self.plan(CompletionRequest.decode(Data(buffer: buffer)), chat: chat)
-                let job = Job(prompt: plan.prompt, mode: plan.mode, parameters: plan.parameters, options: plan.options, cancel: cancel)
+                let job = Job(prompt: plan.prompt, mode: plan.mode, parameters: plan.parameters, options: plan.options,
+                              topLogprobs: plan.topLogprobs, cancel: cancel)
                 try self.pool.submit(job)
                 defer { answered.cancel() }
                 return try await plan.stream
@@ -106,8 +108,14 @@ final class CompletionsController: @unchecked Sendable {
         }
         if let n = r.n, n != 1 { throw APIError.badRequest("n must be 1 (got \(n)): one choice per request", param: "n") }
         if r.echo == true { throw APIError.badRequest("echo is not supported", param: "echo") }
-        if r.logprobs?.requested == true || r.top_logprobs != nil {
-            throw APIError.badRequest("logprobs are not available from this server", param: "logprobs")
+        // Chat: logprobs true and top_logprobs n; completions: logprobs n.
+        var topLogprobs: Int?
+        if r.logprobs?.requested == true { topLogprobs = chat ? r.top_logprobs ?? 0 : r.logprobs?.top ?? 0 }
+        if let n = topLogprobs {
+            guard (0...20).contains(n) else { throw APIError.badRequest("top_logprobs must be in 0...20 (got \(n))", param: chat ? "top_logprobs" : "logprobs") }
+            guard r.stream != true else { throw APIError.badRequest("logprobs are given only with stream: false", param: "logprobs") }
+        } else if chat, r.top_logprobs != nil {
+            throw APIError.badRequest("top_logprobs needs logprobs: true", param: "top_logprobs")
         }
         var options = GenerationOptions()
         options.sampling = served.sampling
@@ -154,7 +162,7 @@ final class CompletionsController: @unchecked Sendable {
                                       param: chat ? "messages" : "prompt", code: "context_length_exceeded")
         }
         return Plan(chat: chat, model: model, mode: mode, parameters: parameters, prompt: prompt, options: options,
-                    stream: r.stream ?? false, includeUsage: r.stream_options?.include_usage ?? false)
+                    stream: r.stream ?? false, includeUsage: r.stream_options?.include_usage ?? false, topLogprobs: topLogprobs)
     }
 
     /// `name` or `name:key=value,key=value`, as `relay eval --modes` takes them.
@@ -186,9 +194,10 @@ final class CompletionsController: @unchecked Sendable {
         metrics.generated(result)
         metrics.request(endpoint: endpoint, status: 200, seconds: Date().timeIntervalSince(started))
         let id = Self.id(plan.chat)
+        let logprobs: Any = result.logprobs.map { logprobsJSON($0, chat: plan.chat) } ?? NSNull()
         let choice: [String: Any] = plan.chat
-            ? ["index": 0, "message": ["role": "assistant", "content": result.text], "finish_reason": Self.finish(result), "logprobs": NSNull()]
-            : ["index": 0, "text": result.text, "finish_reason": Self.finish(result), "logprobs": NSNull()]
+            ? ["index": 0, "message": ["role": "assistant", "content": result.text], "finish_reason": Self.finish(result), "logprobs": logprobs]
+            : ["index": 0, "text": result.text, "finish_reason": Self.finish(result), "logprobs": logprobs]
         var object = header(id, plan, chunk: false)
         object["choices"] = [choice]
         object["usage"] = Self.usage(result)
@@ -262,6 +271,24 @@ final class CompletionsController: @unchecked Sendable {
             self.metrics.request(endpoint: endpoint, status: status, seconds: Date().timeIntervalSince(started))
         }
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// OpenAI's two logprobs shapes: chat's `content` list, completions' parallel arrays.
+    func logprobsJSON(_ entries: [TokenLogprob], chat: Bool) -> [String: Any] {
+        let tok = served.tokenizer
+        func text(_ id: Int32) -> String { tok.decode([id]) }
+        func bytes(_ id: Int32) -> [Int] { tok.tokenBytes(id).map(Int.init) }
+        if chat {
+            return ["content": entries.map { e in
+                ["token": text(e.token), "logprob": e.logprob, "bytes": bytes(e.token),
+                 "top_logprobs": e.top.map { ["token": text($0.token), "logprob": $0.logprob, "bytes": bytes($0.token)] }] as [String: Any]
+            }]
+        }
+        var offsets: [Int] = [], offset = 0
+        for e in entries { offsets.append(offset); offset += text(e.token).count }
+        return ["tokens": entries.map { text($0.token) }, "token_logprobs": entries.map(\.logprob),
+                "top_logprobs": entries.map { e in Dictionary(e.top.map { (text($0.token), $0.logprob) }, uniquingKeysWith: max) },
+                "text_offset": offsets]
     }
 
     func header(_ id: String, _ plan: Plan, chunk: Bool) -> [String: Any] {

@@ -23,12 +23,15 @@ final class Job: @unchecked Sendable {
     let mode: String
     let parameters: [String: String]
     let options: GenerationOptions
+    let topLogprobs: Int?
     let cancel: CancelFlag
     let events: AsyncStream<GenerationEvent>
     let sink: AsyncStream<GenerationEvent>.Continuation
 
-    init(prompt: [Int32], mode: String, parameters: [String: String] = [:], options: GenerationOptions, cancel: CancelFlag = CancelFlag()) {
+    init(prompt: [Int32], mode: String, parameters: [String: String] = [:], options: GenerationOptions, topLogprobs: Int? = nil,
+         cancel: CancelFlag = CancelFlag()) {
         self.cancel = cancel
+        self.topLogprobs = topLogprobs
         self.prompt = prompt
         self.mode = mode
         self.parameters = parameters
@@ -154,6 +157,7 @@ final class SlotPool: @unchecked Sendable {
         do {
             var settings = self.settings
             settings.sampling = job.options.sampling
+            settings.topLogprobs = job.topLogprobs
             let strategy = try Modes.make(job.mode, parameters: job.parameters, pair: slot.pair, settings: settings)
             let result = try Relay.generate(strategy, prompt: job.prompt, tokenizer: tokenizer, contextSize: contextSize,
                                             options: job.options) { text, role in

@@ -99,7 +99,7 @@ struct PlanTests {
         #expect(plan.mode == "large" && !plan.stream)
     }
 
-    @Test("unknown model 404, n > 1, bad ranges, logprobs and an over-long prompt are refused with clear errors")
+    @Test("unknown model 404, n > 1, bad ranges, streamed logprobs and an over-long prompt are refused with clear errors")
     func refusals() throws {
         let c = try Self.controller(contextSize: 64)
         let cases: [(String, Int, String)] = [
@@ -108,7 +108,8 @@ struct PlanTests {
             ("{\"prompt\": \"x\", \"temperature\": 3}", 400, "temperature"),
             ("{\"prompt\": \"x\", \"top_p\": 0}", 400, "top_p"),
             ("{\"prompt\": \"x\", \"max_tokens\": 0}", 400, "max_tokens"),
-            ("{\"prompt\": \"x\", \"logprobs\": 2}", 400, "logprobs"),
+            ("{\"prompt\": \"x\", \"logprobs\": 2, \"stream\": true}", 400, "stream: false"),
+            ("{\"prompt\": \"x\", \"logprobs\": 30}", 400, "0...20"),
             ("{\"prompt\": [\"a\", \"b\"]}", 400, "one string"),
             ("{\"max_tokens\": 3}", 400, "prompt is required"),
             ("{\"prompt\": \"\(String(repeating: "word ", count: 100))\"}", 400, "context"),
@@ -119,6 +120,8 @@ struct PlanTests {
             #expect(e?.message.contains(words) == true, "\(body): \(e?.message ?? "no error")")
         }
         #expect(apiError { _ = try c.plan(request("{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}"), chat: true) }?.status == 400)
+        let noFlag = apiError { _ = try c.plan(request("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}"), chat: true) }
+        #expect(noFlag?.message.contains("logprobs: true") == true)
     }
 
     @Test("engine errors map to OpenAI statuses: context overflow 400, large model down 503 or bad 502")
