@@ -98,6 +98,11 @@ enum Playground {
       $("go").disabled = false; $("stop").disabled = true;
     }
     $("go").onclick = generate;
+    // ?mode=...&prompt=...&run=1 fills the form and starts, for links and headless checks.
+    const query = new URLSearchParams(location.search);
+    if (query.get("mode")) $("mode").value = query.get("mode");
+    if (query.get("prompt")) $("prompt").value = query.get("prompt");
+    if (query.get("run")) generate();
     $("stop").onclick = () => controller && controller.abort();
     </script></body></html>
     """#
