@@ -82,7 +82,9 @@ public final class TextContinuation: DecodingStrategy {
     public var remoteStats: RemoteStats? { stats }
 
     public func step(context: [Int32]) throws -> Step {
-        let c = try model.continuation(of: tokenizer.decode(context), maxTokens: chunk, stop: stops, sampling: sampling)
+        // The server adds its own BOS to the text it is sent.
+        let text = tokenizer.addBOS && context.first == tokenizer.bosID ? tokenizer.decode(Array(context.dropFirst())) : tokenizer.decode(context)
+        let c = try model.continuation(of: text, maxTokens: chunk, stop: stops, sampling: sampling)
         stats.requests += c.requests
         stats.retries += c.retries
         stats.seconds += c.seconds
