@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
@@ -22,9 +23,13 @@ let package = Package(
         .target(name: "Assets", swiftSettings: fast),
         .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: fast),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
+        .target(name: "Remote", dependencies: ["Engine", "Relay"], swiftSettings: fast),
+        // Testable in release builds too: ServerTests check request parsing and planning directly.
+        .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")],
+                swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",
-            dependencies: ["Engine", "Relay", "Eval", "Kernels", "GGUF", "Assets", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Engine", "Relay", "Eval", "Kernels", "GGUF", "Assets", "Remote", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"], swiftSettings: fast),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "GGUF"], swiftSettings: fast),
@@ -32,6 +37,7 @@ let package = Package(
         .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets"], swiftSettings: fast),
         .testTarget(name: "EvalTests", dependencies: ["Eval"], swiftSettings: fast),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets"]),
     ],
     swiftLanguageModes: [.v5]
 )

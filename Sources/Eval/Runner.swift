@@ -13,6 +13,8 @@ public struct EvalRunner {
     public var contextSize: Int
     public var settings: Modes.Settings
     public var chatTemplate: ChatTemplate
+    /// A remote large model (`--large-url`), used by the text-level modes when `large` is nil.
+    public var remote: LargeModel?
 
     public init(task: TaskSet, config: EvalConfig, modes: [ModeSpec], large: Model?, small: Model?, contextSize: Int,
                 settings: Modes.Settings, chatTemplate: ChatTemplate) {
@@ -41,7 +43,7 @@ public struct EvalRunner {
         for w in store.warnings { FileHandle.standardError.write(Data(("warning: " + w + "\n").utf8)) }
         // One session per model for the whole run: problems share the system prompt's KV cache.
         let pair = ModePair(large: large.map { Session(model: $0, contextSize: contextSize) },
-                            small: small.map { Session(model: $0, contextSize: contextSize) })
+                            small: small.map { Session(model: $0, contextSize: contextSize) }, remote: remote)
         let tokenizer = (large ?? small)!.tokenizer
         let byName = Dictionary(modes.map { ($0.raw, $0) }, uniquingKeysWith: { a, _ in a })
         var options = GenerationOptions()

@@ -34,6 +34,10 @@ public struct RelayResult: Sendable {
     public var decodeSeconds: [Role: Double]
     /// Wall time, prefill included.
     public var seconds: Double
+    public var remote: RemoteStats?
+    public var largeFailure: String?
+    /// One entry per token of `tokens`, when the strategy gave log-probabilities.
+    public var logprobs: [TokenLogprob]?
 
     public var largeShare: Double {
         let total = tokensByRole.values.reduce(0, +)
@@ -65,6 +69,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     var context = prompt
     var segments: [Segment] = []
     var byRole: [Role: Int] = [:]
+    var logprobs: [TokenLogprob] = []
     var finish = FinishReason.length
     let budget = options.maxTokens < 0 ? Int.max : options.maxTokens
 
@@ -76,9 +81,10 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
 
     loop: while context.count - prompt.count < budget && context.count < contextSize {
         let step = try strategy.step(context: context)
-        for token in step.tokens {
+        for (i, token) in step.tokens.enumerated() {
             if tokenizer.endOfGeneration.contains(token) { finish = .eos; break loop }
             context.append(token)
+            if let l = step.logprobs, i < l.count { logprobs.append(l[i]) }
             byRole[step.role, default: 0] += 1
             if !emit(stream.push(token), step.role) { finish = .stop; break loop }
             if stream.stopped { finish = .stop; break loop }
@@ -95,5 +101,6 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     return RelayResult(text: stream.text, segments: segments, tokens: Array(context[prompt.count...]), promptTokens: prompt.count,
                        finishReason: finish, tokensByRole: byRole, drafted: strategy.drafted, accepted: strategy.accepted,
                        handovers: strategy.handovers, calls: strategy.calls, prefillSeconds: prefill, decodeSeconds: decode,
-                       seconds: Date().timeIntervalSince(start))
+                       seconds: Date().timeIntervalSince(start), remote: strategy.remoteStats, largeFailure: strategy.largeFailure,
+                       logprobs: logprobs.count == context.count - prompt.count && !logprobs.isEmpty ? logprobs : nil)
 }

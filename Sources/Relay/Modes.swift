@@ -6,10 +6,13 @@ import Foundation
 public struct ModePair {
     public let large: Session?
     public let small: Session?
+    /// A large model reached through text only (`--large-url`), used when `large` is nil.
+    public let remote: LargeModel?
 
-    public init(large: Session?, small: Session?) {
+    public init(large: Session?, small: Session?, remote: LargeModel? = nil) {
         self.large = large
         self.small = small
+        self.remote = remote
     }
 }
 
@@ -22,6 +25,10 @@ public enum Modes {
         public var draft = DraftParams()
         public var cues: CueSet?
         public var head = HeadChoice.shipped
+        /// With a remote large model: finish on the small model when it fails, instead of failing.
+        public var largeFailureToSmall = false
+        /// Log-probabilities with this many alternatives per token; only the one-model local modes give them.
+        public var topLogprobs: Int?
         public init() {}
     }
 
@@ -33,6 +40,18 @@ public enum Modes {
     }
 
     public static func make(_ name: String, parameters: [String: String] = [:], pair: ModePair, settings: Settings) throws -> DecodingStrategy {
+        if let n = settings.topLogprobs {
+            // One local model writes every token: its logits give the log-probabilities.
+            guard name == "large" || name == "small", let session = name == "large" ? pair.large : pair.small else {
+                throw ModeError.noLogprobs(mode: name)
+            }
+            let solo = Solo(session: session, role: name == "large" ? .large : .small, sampling: settings.sampling)
+            solo.topLogprobs = n
+            return solo
+        }
+        if pair.large == nil, let remote = pair.remote, name != "small" {
+            return try makeRemote(name, parameters: parameters, remote: remote, pair: pair, settings: settings)
+        }
         var draft = settings.draft
         if let v = parameters["draft-max"].flatMap(Int.init) { draft.max = v }
         if let v = parameters["draft-min"].flatMap(Int.init) { draft.min = v }
@@ -101,11 +120,39 @@ public enum Modes {
     }
 }
 
+extension Modes {
+    /// The text-level modes over a remote large model; the local small model gives the tokenizer.
+    static func makeRemote(_ name: String, parameters: [String: String], remote: LargeModel, pair: ModePair,
+                           settings: Settings) throws -> DecodingStrategy {
+        guard let small = pair.small else { throw ModeError.missingModel(mode: name, role: .small) }
+        let tokenizer = small.model.tokenizer
+        let smallSolo = Solo(session: small, role: .small, sampling: settings.sampling)
+        let strategy: DecodingStrategy
+        switch name {
+        case "large":
+            strategy = TextContinuation(model: remote, tokenizer: tokenizer, sampling: settings.sampling)
+        case "relaygen":
+            guard var cues = settings.cues?.cues.map(\.text) else { throw ModeError.missingCues(mode: name) }
+            if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
+            let gen = RelayGen.Settings(cues: cues)
+            // The remote model stops at a cue or an answer marker, where the hand-over happens.
+            let large = TextContinuation(model: remote, tokenizer: tokenizer, stops: cues + gen.answerMarkers, sampling: settings.sampling)
+            strategy = RelayGen(large: large, small: Solo(session: small, role: .small, sampling: settings.sampling),
+                                tokenizer: tokenizer, settings: gen)
+        case "speculative", "relaygen-sd": throw ModeError.needsLocalLarge(mode: name)
+        default: throw ModeError.unknown(name)
+        }
+        return settings.largeFailureToSmall ? SmallFallback(primary: strategy, small: smallSolo) : strategy
+    }
+}
+
 public enum ModeError: Error, CustomStringConvertible {
     case unknown(String)
     case missingModel(mode: String, role: Role)
     case missingCues(mode: String)
     case badParameter(mode: String, key: String, value: String)
+    case needsLocalLarge(mode: String)
+    case noLogprobs(mode: String)
 
     public var description: String {
         switch self {
@@ -114,6 +161,10 @@ public enum ModeError: Error, CustomStringConvertible {
             return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
         case .missingCues(let m): return "mode '\(m)' needs a cue file and none ships for this large model: pass --cues FILE (made by `relay calibrate`)"
         case .badParameter(let m, let k, let v): return "mode '\(m)': parameter \(k)=\(v) is not valid"
+        case .noLogprobs(let m):
+            return "mode '\(m)' cannot give log-probabilities: only the modes large and small with a local model (one model writes every token) can"
+        case .needsLocalLarge(let m):
+            return "mode '\(m)' needs the large model's logits, so a local large model (-m LARGE): a remote one (--large-url) gives only text"
         }
     }
 }

@@ -42,6 +42,7 @@ public final class RelayGen: DecodingStrategy {
     public var sessions: [Role: Session] { large.sessions.merging(small.sessions) { a, _ in a } }
     public var drafted: Int { large.drafted }
     public var accepted: Int { large.accepted }
+    public var remoteStats: RemoteStats? { large.remoteStats }
 
     public func step(context: [Int32]) throws -> Step {
         if promptCount == nil { promptCount = context.count }

@@ -1,4 +1,5 @@
 import Engine
+import Foundation
 
 /// Which model of the pair is responsible for a piece of the answer.
 public enum Role: String, Codable, Sendable, CaseIterable {
@@ -9,9 +10,44 @@ public enum Role: String, Codable, Sendable, CaseIterable {
 public struct Step: Sendable {
     public var tokens: [Int32]
     public var role: Role
-    public init(tokens: [Int32], role: Role) {
+    /// One entry per token, when the strategy was asked for log-probabilities and can give them.
+    public var logprobs: [TokenLogprob]?
+    public init(tokens: [Int32], role: Role, logprobs: [TokenLogprob]? = nil) {
         self.tokens = tokens
         self.role = role
+        self.logprobs = logprobs
+    }
+}
+
+/// A chosen token's log-probability under the model's raw distribution (log-softmax of the
+/// logits, before sampling settings, as OpenAI reports it) and the most likely alternatives.
+public struct TokenLogprob: Sendable, Equatable {
+    public struct Alternative: Sendable, Equatable {
+        public var token: Int32
+        public var logprob: Float
+    }
+    public var token: Int32
+    public var logprob: Float
+    public var top: [Alternative]
+
+    public init(token: Int32, logits: UnsafeBufferPointer<Float>, top n: Int) {
+        var maxLogit = -Float.infinity
+        for l in logits { maxLogit = max(maxLogit, l) }
+        var sum: Float = 0
+        for l in logits { sum += expf(l - maxLogit) }
+        let logZ = maxLogit + logf(sum)
+        self.token = token
+        logprob = logits[Int(token)] - logZ
+        // The n largest logits, kept sorted in a short array (n is at most 20).
+        var best: [Alternative] = []
+        if n > 0 {
+            for (i, l) in logits.enumerated() where best.count < n || l > best[best.count - 1].logprob {
+                let a = Alternative(token: Int32(i), logprob: l)
+                best.insert(a, at: best.firstIndex { $0.logprob < l } ?? best.count)
+                if best.count > n { best.removeLast() }
+            }
+        }
+        top = best.map { Alternative(token: $0.token, logprob: $0.logprob - logZ) }
     }
 }
 
@@ -28,6 +64,10 @@ public protocol DecodingStrategy: AnyObject {
     var handovers: Int { get }
     /// Calls of the large model by the small one (RelayLLM and its routers).
     var calls: [LargeCall] { get }
+    /// Calls to a remote large model, when the large model is remote.
+    var remoteStats: RemoteStats? { get }
+    /// Why the large model's part was given to the small model (`--on-large-failure small`).
+    var largeFailure: String? { get }
 }
 
 /// One call of the large model: the tokens asked for (after clamping) and the tokens it wrote.
@@ -45,6 +85,8 @@ public extension DecodingStrategy {
     var accepted: Int { 0 }
     var handovers: Int { 0 }
     var calls: [LargeCall] { [] }
+    var remoteStats: RemoteStats? { nil }
+    var largeFailure: String? { nil }
 }
 
 /// One model alone, one token per forward: the `large` and `small` baselines.
@@ -52,6 +94,8 @@ public final class Solo: DecodingStrategy {
     public let session: Session
     public let role: Role
     var sampler: Sampler
+    /// When set, each step also reports the token's log-probability and this many alternatives.
+    public var topLogprobs: Int?
 
     public init(session: Session, role: Role, sampling: SamplingParams) {
         self.session = session
@@ -63,7 +107,9 @@ public final class Solo: DecodingStrategy {
 
     public func step(context: [Int32]) throws -> Step {
         let logits = try session.sync(to: context)
-        let token = logits.withUnsafeBufferPointer { sampler.sample($0, history: context) }
-        return Step(tokens: [token], role: role)
+        return logits.withUnsafeBufferPointer { l in
+            let token = sampler.sample(l, history: context)
+            return Step(tokens: [token], role: role, logprobs: topLogprobs.map { [TokenLogprob(token: token, logits: l, top: $0)] })
+        }
     }
 }

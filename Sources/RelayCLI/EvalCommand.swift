@@ -23,6 +23,7 @@ extension RelayCommand.EvalCommand {
 
         @OptionGroup var model: ModelOptions
         @OptionGroup var relay: RelayOptions
+        @OptionGroup var remote: RemoteOptions
 
         @Option(help: "gsm8k, math500, math-train, or a JSONL file of {\"id\",\"question\",\"answer\"}.")
         var task: String
@@ -48,9 +49,13 @@ extension RelayCommand.EvalCommand {
             let taskSet = try TaskLoader.load(task, dataDirectory: AssetStore().dataDir)
             let selection = Selection(offset: offset, limit: limit, shuffle: shuffle, seed: seed)
             let problems = selection.apply(taskSet.problems)
-            let needLarge = specs.contains { $0.name != "small" }
-            let needSmall = specs.contains { $0.name != "large" }
-            if needSmall && model.draftModel == nil { throw ValidationError("modes \(modes) need a small model: pass -md SMALL") }
+            let remoteLarge = try remote.make()
+            let needLarge = specs.contains { $0.name != "small" } && remoteLarge == nil
+            let needSmall = specs.contains { $0.name != "large" } || remoteLarge != nil
+            if needSmall && model.draftModel == nil {
+                throw ValidationError(remoteLarge != nil ? "--large-url needs -md SMALL: the local small model gives the tokenizer and chat template"
+                                                         : "modes \(modes) need a small model: pass -md SMALL")
+            }
             let store = AssetStore()
             let large = needLarge ? try model.load() : nil
             let small = needSmall ? try model.loadDraft() : nil
@@ -67,11 +72,15 @@ extension RelayCommand.EvalCommand {
             }
             let config = EvalConfig(task: task, selection: selection, systemPrompt: system, maxTokens: maxTokens,
                                     sampling: SamplingConfig(temperature: Double(temperature), seed: seed), models: models,
-                                    extra: ["chat_template": "\(template)", "context": "\(model.ctxSize)"])
+                                    extra: ["chat_template": "\(template)", "context": "\(model.ctxSize)"]
+                                        .merging(remoteLarge.map { ["large_url": $0.name] } ?? [:]) { a, _ in a })
             var set = taskSet
             set.problems = problems
-            let runner = EvalRunner(task: set, config: config, modes: specs, large: large, small: small, contextSize: model.ctxSize,
-                                    settings: try relay.settings(sampling: sampling), chatTemplate: template)
+            var settings = try relay.settings(sampling: sampling)
+            settings.largeFailureToSmall = remote.fallsBackToSmall
+            var runner = EvalRunner(task: set, config: config, modes: specs, large: large, small: small, contextSize: model.ctxSize,
+                                    settings: settings, chatTemplate: template)
+            runner.remote = remoteLarge
             if showPrompt {
                 if let first = problems.first { writeOut(runner.promptText(first) + "\n") }
                 return

@@ -14,6 +14,7 @@ extension RelayCommand {
         @OptionGroup var model: ModelOptions
         @OptionGroup var sampling: SamplingOptions
         @OptionGroup var relay: RelayOptions
+        @OptionGroup var remote: RemoteOptions
 
         @Option(name: [.customShort("p"), .long], help: "Prompt text.")
         var prompt: String?
@@ -46,10 +47,14 @@ extension RelayCommand {
                 text = prompt!
             }
             let spec = try ModeSpec.parse(relay.mode)
-            let needsLarge = spec.name != "small"
-            let m = try model.load()
+            let remoteLarge = try remote.make()
             let draft = try model.loadDraft()
-            let primary = spec.name == "small" ? (draft ?? m) : m
+            if remoteLarge != nil && draft == nil {
+                throw ValidationError("--large-url needs -md SMALL: the local small model gives the tokenizer and chat template")
+            }
+            let needsLarge = spec.name != "small" && remoteLarge == nil
+            let m = needsLarge || draft == nil ? try model.load() : nil
+            let primary = (spec.name == "small" || m == nil ? draft ?? m : m)!
             let tok = primary.tokenizer
             var options = sampling.options
             let input: [Int32]
@@ -63,10 +68,12 @@ extension RelayCommand {
                 input = tok.encode(template.render(messages), addBOS: tok.addBOS)
                 options.stop += template.stopStrings
             }
-            let pair = ModePair(large: needsLarge ? Session(model: m, contextSize: model.ctxSize) : nil,
-                                small: draft.map { Session(model: $0, contextSize: model.ctxSize) })
+            let pair = ModePair(large: needsLarge ? m.map { Session(model: $0, contextSize: model.ctxSize) } : nil,
+                                small: draft.map { Session(model: $0, contextSize: model.ctxSize) }, remote: remoteLarge)
+            var settings = try relay.settings(sampling: options.sampling)
+            settings.largeFailureToSmall = remote.fallsBackToSmall
             let strategy = try Modes.make(spec.name, parameters: Dictionary(spec.parameters.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }),
-                                          pair: pair, settings: relay.settings(sampling: options.sampling))
+                                          pair: pair, settings: settings)
             let colors = color && isatty(1) != 0
             let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role in
                 if !json { writeOut(colors ? paint(piece, role) : piece) }
@@ -108,11 +115,15 @@ struct Telemetry {
                         result.handovers, result.drafted, result.accepted,
                         result.drafted > 0 ? Double(result.accepted) * 100 / Double(result.drafted) : 0)
         }
+        if let remote = result.remote {
+            s += String(format: "\nremote large model: %d requests, %d retries, %.2f s", remote.requests, remote.retries, remote.seconds)
+        }
+        if let failure = result.largeFailure { s += "\nthe small model finished the answer: \(failure)" }
         return s
     }
 
     func json() throws -> String {
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "text": result.text,
             "tokens": result.tokens.map(Int.init),
             "prompt_tokens": result.promptTokens,
@@ -134,6 +145,10 @@ struct Telemetry {
             "large_tokens_written": result.tokensByRole[.large] ?? 0,
             "rho": result.rho,
         ]
+        if let remote = result.remote {
+            object["remote"] = ["requests": remote.requests, "retries": remote.retries, "seconds": remote.seconds]
+        }
+        if let failure = result.largeFailure { object["large_failure"] = failure }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }

@@ -48,6 +48,9 @@ public final class Session: @unchecked Sendable {
         let logits: [Float]
         if keepsHidden {
             (logits, hidden) = try model.forwardWithHidden(new, cache: cache, logits: wanted)
+        } else if new.count == 1 && logitsFrom == nil && vocabulary == nil {
+            // A single decode step may share its forward with other sequences' steps (server slots).
+            logits = try model.decode(new[0], cache: cache)
         } else {
             logits = try model.forward(new, cache: cache, logits: wanted, vocabulary: vocabulary)
         }

@@ -1,0 +1,367 @@
+import Engine
+import Foundation
+import Hummingbird
+import Relay
+
+/// What the controller needs to know about the served models.
+public struct ServedModels: Sendable {
+    /// The ids `/v1/models` lists; a request's `model` must be one of them.
+    public var ids: [String]
+    public var defaultMode: String
+    public var tokenizer: Tokenizer
+    public var template: ChatTemplate
+    public var contextSize: Int
+    /// Sampling defaults (the command line's); request fields override them.
+    public var sampling: SamplingParams
+
+    public init(ids: [String], defaultMode: String, tokenizer: Tokenizer, template: ChatTemplate, contextSize: Int, sampling: SamplingParams) {
+        self.ids = ids
+        self.defaultMode = defaultMode
+        self.tokenizer = tokenizer
+        self.template = template
+        self.contextSize = contextSize
+        self.sampling = sampling
+    }
+}
+
+/// A request turned into engine terms.
+struct Plan {
+    var chat: Bool
+    var model: String
+    var mode: String
+    var parameters: [String: String]
+    var prompt: [Int32]
+    var options: GenerationOptions
+    var stream: Bool
+    var includeUsage: Bool
+    var topLogprobs: Int?
+}
+
+/// The OpenAI endpoints: parse and check a request, hand it to the slot pool, and answer with
+/// JSON or server-sent events.
+final class CompletionsController: @unchecked Sendable {
+    let served: ServedModels
+    let pool: SlotPool
+    let metrics: Metrics
+    let apiKey: String?
+
+    init(served: ServedModels, pool: SlotPool, metrics: Metrics, apiKey: String?) {
+        self.served = served
+        self.pool = pool
+        self.metrics = metrics
+        self.apiKey = apiKey
+    }
+
+    static let bodyLimit = 16 << 20
+
+    func authorize(_ request: Request) throws {
+        guard let apiKey else { return }
+        guard request.headers[.authorization] == "Bearer \(apiKey)" else {
+            throw APIError(status: 401, message: "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                           type: "invalid_request_error", code: "invalid_api_key")
+        }
+    }
+
+    func models(_ request: Request) throws -> Response {
+        try authorize(request)
+        let now = Int(Date().timeIntervalSince1970)
+        let data = served.ids.map { ["id": $0, "object": "model", "created": now, "owned_by": "relay"] as [String: Any] }
+        return json(["object": "list", "data": data])
+    }
+
+    func complete(_ request: Request, chat: Bool) async -> Response {
+        let endpoint = chat ? "/v1/chat/completions" : "/v1/completions"
+        let started = Date()
+        let cancel = CancelFlag()
+        // Once the handler has answered, the connection closing is no longer a disconnect that
+        // should stop the generation (a stream's body notices a disconnect when a write fails).
+        let answered = CancelFlag()
+        let response: Response
+        do {
+            try authorize(request)
+            response = try await request.body.consumeWithInboundCloseHandler({ body in
+                let buffer = try await body.collect(upTo: Self.bodyLimit)
+                let plan = try self.plan(CompletionRequest.decode(Data(buffer: buffer)), chat: chat)
+                let job = Job(prompt: plan.prompt, mode: plan.mode, parameters: plan.parameters, options: plan.options,
+                              topLogprobs: plan.topLogprobs, cancel: cancel)
+                try self.pool.submit(job)
+                defer { answered.cancel() }
+                return try await plan.stream
+                    ? self.stream(job, plan, started: started, endpoint: endpoint)
+                    : self.whole(job, plan, started: started, endpoint: endpoint)
+            }, onInboundClosed: { if !answered.isCancelled { cancel.cancel() } })
+        } catch {
+            let e = Self.apiError(error)
+            metrics.request(endpoint: endpoint, status: e.status, seconds: Date().timeIntervalSince(started))
+            return errorResponse(e)
+        }
+        return response
+    }
+
+    // MARK: Request to plan
+
+    func plan(_ r: CompletionRequest, chat: Bool) throws -> Plan {
+        let model = r.model ?? served.ids[0]
+        guard served.ids.contains(model) else {
+            throw APIError(status: 404, message: "the model '\(model)' does not exist; this server serves \(served.ids.joined(separator: ", "))",
+                           type: "invalid_request_error", code: "model_not_found", param: "model")
+        }
+        if let n = r.n, n != 1 { throw APIError.badRequest("n must be 1 (got \(n)): one choice per request", param: "n") }
+        if r.echo == true { throw APIError.badRequest("echo is not supported", param: "echo") }
+        // Chat: logprobs true and top_logprobs n; completions: logprobs n.
+        var topLogprobs: Int?
+        if r.logprobs?.requested == true { topLogprobs = chat ? r.top_logprobs ?? 0 : r.logprobs?.top ?? 0 }
+        if let n = topLogprobs {
+            guard (0...20).contains(n) else { throw APIError.badRequest("top_logprobs must be in 0...20 (got \(n))", param: chat ? "top_logprobs" : "logprobs") }
+            guard r.stream != true else { throw APIError.badRequest("logprobs are given only with stream: false", param: "logprobs") }
+        } else if chat, r.top_logprobs != nil {
+            throw APIError.badRequest("top_logprobs needs logprobs: true", param: "top_logprobs")
+        }
+        var options = GenerationOptions()
+        options.sampling = served.sampling
+        if let t = r.temperature {
+            guard (0...2).contains(t) else { throw APIError.badRequest("temperature must be between 0 and 2 (got \(t))", param: "temperature") }
+            options.sampling.temperature = Float(t)
+        }
+        if let p = r.top_p {
+            guard p > 0, p <= 1 else { throw APIError.badRequest("top_p must be in (0, 1] (got \(p))", param: "top_p") }
+            options.sampling.topP = Float(p)
+        }
+        options.sampling.seed = r.seed.map { UInt64(bitPattern: Int64($0)) }
+        if let m = r.maxTokens {
+            guard m >= 1 else { throw APIError.badRequest("max_tokens must be at least 1 (got \(m))", param: "max_tokens") }
+            options.maxTokens = m
+        }
+        options.stop = (r.stop?.values ?? []).filter { !$0.isEmpty }
+
+        let (mode, parameters) = try Self.parseMode(r.relay_mode ?? served.defaultMode)
+        let tok = served.tokenizer
+        let prompt: [Int32]
+        if chat {
+            guard let messages = r.messages, !messages.isEmpty else {
+                throw APIError.badRequest(r.messages == nil ? "messages is required" : "messages must not be empty", param: "messages")
+            }
+            var turns: [ChatMessage] = []
+            for (i, m) in messages.enumerated() {
+                let role = m.role == "developer" ? "system" : m.role
+                guard ["system", "user", "assistant"].contains(role) else {
+                    throw APIError.badRequest("messages[\(i)].role '\(m.role)' is not supported (system, developer, user, assistant)", param: "messages")
+                }
+                turns.append(ChatMessage(role: role, content: m.content?.text ?? ""))
+            }
+            prompt = tok.encode(served.template.render(turns), addBOS: tok.addBOS)
+            options.stop += served.template.stopStrings
+        } else {
+            guard let p = r.prompt else { throw APIError.badRequest("prompt is required", param: "prompt") }
+            guard p.values.count == 1 else { throw APIError.badRequest("prompt must be one string (got \(p.values.count))", param: "prompt") }
+            prompt = tok.encode(p.values[0], addBOS: tok.addBOS)
+        }
+        guard !prompt.isEmpty else { throw APIError.badRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
+        guard prompt.count < served.contextSize else {
+            throw APIError.badRequest("the prompt has \(prompt.count) tokens but the context holds \(served.contextSize) (server -c/--ctx-size)",
+                                      param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+        }
+        return Plan(chat: chat, model: model, mode: mode, parameters: parameters, prompt: prompt, options: options,
+                    stream: r.stream ?? false, includeUsage: r.stream_options?.include_usage ?? false, topLogprobs: topLogprobs)
+    }
+
+    /// `name` or `name:key=value,key=value`, as `relay eval --modes` takes them.
+    static func parseMode(_ s: String) throws -> (String, [String: String]) {
+        let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let name = parts.first, !name.isEmpty else { throw APIError.badRequest("relay_mode is empty", param: "relay_mode") }
+        var parameters: [String: String] = [:]
+        for kv in (parts.count > 1 ? parts[1] : "").split(separator: ",") {
+            let pair = kv.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { throw APIError.badRequest("relay_mode parameter '\(kv)' is not key=value", param: "relay_mode") }
+            parameters[pair[0]] = pair[1]
+        }
+        return (name, parameters)
+    }
+
+    // MARK: Answers
+
+    /// The whole answer in one JSON object.
+    func whole(_ job: Job, _ plan: Plan, started: Date, endpoint: String) async throws -> Response {
+        var result: RelayResult?
+        for await event in job.events {
+            switch event {
+            case .text: break
+            case .done(let r): result = r
+            case .failed(let e): throw e
+            }
+        }
+        guard let result else { throw APIError(status: 499, message: "the client closed the connection", type: "server_error", code: "cancelled") }
+        metrics.generated(result)
+        metrics.request(endpoint: endpoint, status: 200, seconds: Date().timeIntervalSince(started))
+        let id = Self.id(plan.chat)
+        let logprobs: Any = result.logprobs.map { logprobsJSON($0, chat: plan.chat) } ?? NSNull()
+        let choice: [String: Any] = plan.chat
+            ? ["index": 0, "message": ["role": "assistant", "content": result.text], "finish_reason": Self.finish(result), "logprobs": logprobs]
+            : ["index": 0, "text": result.text, "finish_reason": Self.finish(result), "logprobs": logprobs]
+        var object = header(id, plan, chunk: false)
+        object["choices"] = [choice]
+        object["usage"] = Self.usage(result)
+        object["relay"] = telemetry(result, plan, withSegments: true)
+        return json(object)
+    }
+
+    /// Server-sent events: the first event is awaited before answering, so a request that fails
+    /// before writing anything still gets a proper error status.
+    func stream(_ job: Job, _ plan: Plan, started: Date, endpoint: String) async throws -> Response {
+        let events = EventCursor(job.events.makeAsyncIterator())
+        let first = await events.next()
+        if case .failed(let e) = first { throw e }
+        metrics.timeToFirstToken(Date().timeIntervalSince(started))
+        let id = Self.id(plan.chat)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let body = ResponseBody { writer in
+            var event = first
+            var sentRole = false
+            var status = 200
+            do {
+                while let e = event {
+                    switch e {
+                    case .text(let text, let role):
+                        var object = self.header(id, plan, chunk: true)
+                        var choice: [String: Any] = ["index": 0, "finish_reason": NSNull(), "logprobs": NSNull()]
+                        if plan.chat {
+                            var delta: [String: Any] = ["content": text]
+                            if !sentRole { delta["role"] = "assistant"; sentRole = true }
+                            choice["delta"] = delta
+                        } else {
+                            choice["text"] = text
+                        }
+                        object["choices"] = [choice]
+                        object["relay_role"] = role.rawValue
+                        if plan.includeUsage { object["usage"] = NSNull() }
+                        try await writer.write(Self.sse(object))
+                    case .done(let result):
+                        self.metrics.generated(result)
+                        var object = self.header(id, plan, chunk: true)
+                        var choice: [String: Any] = ["index": 0, "finish_reason": Self.finish(result), "logprobs": NSNull()]
+                        if plan.chat { choice["delta"] = sentRole ? [:] : ["role": "assistant", "content": ""] } else { choice["text"] = "" }
+                        object["choices"] = [choice]
+                        let relay = self.telemetry(result, plan, withSegments: false)
+                        if plan.includeUsage {
+                            object["usage"] = NSNull()
+                            try await writer.write(Self.sse(object))
+                            // OpenAI's usage chunk: no choices, the usage of the whole request.
+                            object = self.header(id, plan, chunk: true)
+                            object["choices"] = [Any]()
+                            object["usage"] = Self.usage(result)
+                        }
+                        object["relay"] = relay
+                        try await writer.write(Self.sse(object))
+                    case .failed(let error):
+                        let e = Self.apiError(error)
+                        status = e.status
+                        try await writer.write(ByteBuffer(string: "data: " + String(decoding: e.json, as: UTF8.self) + "\n\n"))
+                    }
+                    event = await events.next()
+                }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            } catch {
+                // The client went away: stop the generation.
+                job.cancel.cancel()
+                status = 499
+            }
+            self.metrics.request(endpoint: endpoint, status: status, seconds: Date().timeIntervalSince(started))
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// OpenAI's two logprobs shapes: chat's `content` list, completions' parallel arrays.
+    func logprobsJSON(_ entries: [TokenLogprob], chat: Bool) -> [String: Any] {
+        let tok = served.tokenizer
+        func text(_ id: Int32) -> String { tok.decode([id]) }
+        func bytes(_ id: Int32) -> [Int] { tok.tokenBytes(id).map(Int.init) }
+        if chat {
+            return ["content": entries.map { e in
+                ["token": text(e.token), "logprob": e.logprob, "bytes": bytes(e.token),
+                 "top_logprobs": e.top.map { ["token": text($0.token), "logprob": $0.logprob, "bytes": bytes($0.token)] }] as [String: Any]
+            }]
+        }
+        var offsets: [Int] = [], offset = 0
+        for e in entries { offsets.append(offset); offset += text(e.token).count }
+        return ["tokens": entries.map { text($0.token) }, "token_logprobs": entries.map(\.logprob),
+                "top_logprobs": entries.map { e in Dictionary(e.top.map { (text($0.token), $0.logprob) }, uniquingKeysWith: max) },
+                "text_offset": offsets]
+    }
+
+    func header(_ id: String, _ plan: Plan, chunk: Bool) -> [String: Any] {
+        let object = plan.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion"
+        return ["id": id, "object": object, "created": Int(Date().timeIntervalSince1970), "model": plan.model]
+    }
+
+    /// The relay telemetry of one answer (the `relay` object).
+    func telemetry(_ r: RelayResult, _ plan: Plan, withSegments: Bool) -> [String: Any] {
+        var t: [String: Any] = [
+            "mode": plan.mode,
+            "tokens": Dictionary(uniqueKeysWithValues: Role.allCases.map { ($0.rawValue, r.tokensByRole[$0] ?? 0) }),
+            "handovers": r.handovers,
+            "drafted": r.drafted,
+            "accepted": r.accepted,
+            "acceptance_rate": r.drafted > 0 ? Double(r.accepted) / Double(r.drafted) : NSNull(),
+            "large_share": r.largeShare,
+            "seconds": r.seconds,
+            "prefill_seconds": Dictionary(uniqueKeysWithValues: r.prefillSeconds.map { ($0.key.rawValue, $0.value) }),
+            "decode_seconds": Dictionary(uniqueKeysWithValues: r.decodeSeconds.map { ($0.key.rawValue, $0.value) }),
+            "finish_reason": r.finishReason.rawValue,
+        ]
+        if let remote = r.remote { t["remote"] = ["requests": remote.requests, "retries": remote.retries, "seconds": remote.seconds] }
+        if let failure = r.largeFailure { t["large_failure"] = failure; t["finished_on"] = "small" }
+        if withSegments { t["segments"] = r.segments.map { ["role": $0.role.rawValue, "text": $0.text] } }
+        return t
+    }
+
+    static func usage(_ r: RelayResult) -> [String: Any] {
+        ["prompt_tokens": r.promptTokens, "completion_tokens": r.tokens.count, "total_tokens": r.promptTokens + r.tokens.count]
+    }
+
+    static func finish(_ r: RelayResult) -> String { r.finishReason == .length ? "length" : "stop" }
+
+    static func id(_ chat: Bool) -> String {
+        (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+    }
+
+    static func sse(_ object: [String: Any]) -> ByteBuffer {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        return ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+    }
+
+    func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func errorResponse(_ e: APIError) -> Response {
+        Response(status: .init(code: e.status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: e.json)))
+    }
+
+    /// Every failure as OpenAI shapes it, with the status that fits.
+    static func apiError(_ error: Error) -> APIError {
+        switch error {
+        case let e as APIError: return e
+        case ModelError.contextOverflow(let needed, let size):
+            return .badRequest("the request needs \(needed) positions but the context holds \(size)", code: "context_length_exceeded")
+        case let e as ModeError: return .badRequest(e.description, param: "relay_mode", code: "invalid_mode")
+        case let e as LargeModelError:
+            switch e {
+            case .unavailable: return APIError(status: 503, message: e.description, type: "server_error", code: "large_model_unavailable")
+            case .badResponse: return APIError(status: 502, message: e.description, type: "server_error", code: "large_model_bad_response")
+            }
+        default:
+            return APIError(status: 500, message: String(describing: error), type: "server_error", code: "internal_error")
+        }
+    }
+}
+
+/// Lets the response body go on reading the events the handler started reading.
+final class EventCursor: @unchecked Sendable {
+    var iterator: AsyncStream<GenerationEvent>.AsyncIterator
+    init(_ iterator: AsyncStream<GenerationEvent>.AsyncIterator) { self.iterator = iterator }
+    func next() async -> GenerationEvent? { await iterator.next() }
+}

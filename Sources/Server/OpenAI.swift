@@ -1,0 +1,152 @@
+import Foundation
+import Relay
+
+// The OpenAI request shapes Relay accepts. Unknown fields are ignored (JSONDecoder skips them);
+// a known field with the wrong type is a 400 that names the field.
+
+/// Text content: a string, or an array of `{"type": "text", "text": ...}` parts.
+struct MessageContent: Decodable {
+    var text: String
+
+    struct Part: Decodable {
+        var type: String
+        var text: String?
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { text = ""; return }
+        if let s = try? c.decode(String.self) { text = s; return }
+        guard let parts = try? c.decode([Part].self) else {
+            throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath,
+                                                                debugDescription: "expected a string or an array of text parts"))
+        }
+        guard parts.allSatisfy({ $0.type == "text" }) else {
+            throw APIError.badRequest("only text content parts are supported", param: "messages")
+        }
+        text = parts.compactMap(\.text).joined()
+    }
+}
+
+/// A string or an array of strings (`stop`, `prompt`).
+struct StringOrArray: Decodable {
+    var values: [String]
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self) { values = [s]; return }
+        if let a = try? c.decode([String].self) { values = a; return }
+        throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath,
+                                                            debugDescription: "expected a string or an array of strings"))
+    }
+}
+
+struct ChatMessageIn: Decodable {
+    var role: String
+    var content: MessageContent?
+}
+
+struct StreamOptions: Decodable {
+    var include_usage: Bool?
+}
+
+/// The fields of both endpoints; which are required depends on the endpoint.
+struct CompletionRequest: Decodable {
+    var model: String?
+    var messages: [ChatMessageIn]?
+    var prompt: StringOrArray?
+    var max_tokens: Int?
+    var max_completion_tokens: Int?
+    var temperature: Double?
+    var top_p: Double?
+    var seed: Int?
+    var stop: StringOrArray?
+    var n: Int?
+    var stream: Bool?
+    var stream_options: StreamOptions?
+    /// Chat: a Bool; completions: the number of top log-probabilities (an Int).
+    var logprobs: FlexibleLogprobs?
+    var top_logprobs: Int?
+    var relay_mode: String?
+    var echo: Bool?
+
+    var maxTokens: Int? { max_completion_tokens ?? max_tokens }
+}
+
+/// `logprobs` is a Bool in chat requests and an Int in completion requests.
+struct FlexibleLogprobs: Decodable {
+    var requested: Bool
+    var top: Int?
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { requested = false; return }
+        if let b = try? c.decode(Bool.self) { requested = b; return }
+        if let n = try? c.decode(Int.self) { requested = true; top = n; return }
+        throw DecodingError.typeMismatch(Bool.self, .init(codingPath: decoder.codingPath, debugDescription: "expected a boolean or an integer"))
+    }
+}
+
+/// An error as OpenAI shapes it: `{"error": {"message", "type", "param", "code"}}`, with its status.
+struct APIError: Error, CustomStringConvertible {
+    var status: Int
+    var message: String
+    var type: String
+    var code: String?
+    var param: String?
+
+    static func badRequest(_ message: String, param: String? = nil, code: String? = nil) -> APIError {
+        APIError(status: 400, message: message, type: "invalid_request_error", code: code, param: param)
+    }
+
+    var description: String { message }
+
+    var json: Data {
+        let error: [String: Any] = ["message": message, "type": type, "code": code as Any? ?? NSNull(), "param": param as Any? ?? NSNull()]
+        return (try? JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])) ?? Data()
+    }
+}
+
+extension CompletionRequest {
+    /// Decodes a request body, turning every failure into a 400 that says what is wrong.
+    static func decode(_ data: Data) throws -> CompletionRequest {
+        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            throw APIError.badRequest("the request body is not a JSON object (malformed JSON)")
+        }
+        do {
+            return try JSONDecoder().decode(CompletionRequest.self, from: data)
+        } catch let e as APIError {
+            throw e
+        } catch let DecodingError.typeMismatch(type, context) {
+            let field = path(context.codingPath)
+            throw APIError.badRequest("field '\(field)' has the wrong type: expected \(describe(type)); \(context.debugDescription)", param: field)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let field = path(context.codingPath + [key])
+            throw APIError.badRequest("field '\(field)' is missing", param: field)
+        } catch let DecodingError.valueNotFound(type, context) {
+            let field = path(context.codingPath)
+            throw APIError.badRequest("field '\(field)' is null: expected \(describe(type))", param: field)
+        } catch {
+            throw APIError.badRequest("the request could not be read: \(error)")
+        }
+    }
+
+    static func path(_ keys: [CodingKey]) -> String {
+        keys.reduce("") { s, k in
+            if let i = k.intValue { return s + "[\(i)]" }
+            return s.isEmpty ? k.stringValue : s + "." + k.stringValue
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "a boolean"
+        default:
+            let name = "\(type)"
+            return name.hasPrefix("Array") ? "an array" : name.hasPrefix("Dictionary") ? "an object" : name
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import Engine
+import Foundation
+import Relay
+
+/// What a generation reports to the HTTP side, in order: text pieces, then `done` or `failed`.
+enum GenerationEvent: Sendable {
+    case text(String, Role)
+    case done(RelayResult)
+    case failed(Error)
+}
+
+/// A set-once flag shared between an HTTP handler and the engine thread running its request.
+final class CancelFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    func cancel() { lock.withLock { set = true } }
+    var isCancelled: Bool { lock.withLock { set } }
+}
+
+/// One request for the engine: a prompt, a mode and generation options.
+final class Job: @unchecked Sendable {
+    let prompt: [Int32]
+    let mode: String
+    let parameters: [String: String]
+    let options: GenerationOptions
+    let topLogprobs: Int?
+    let cancel: CancelFlag
+    let events: AsyncStream<GenerationEvent>
+    let sink: AsyncStream<GenerationEvent>.Continuation
+
+    init(prompt: [Int32], mode: String, parameters: [String: String] = [:], options: GenerationOptions, topLogprobs: Int? = nil,
+         cancel: CancelFlag = CancelFlag()) {
+        self.cancel = cancel
+        self.topLogprobs = topLogprobs
+        self.prompt = prompt
+        self.mode = mode
+        self.parameters = parameters
+        self.options = options
+        (events, sink) = AsyncStream.makeStream(of: GenerationEvent.self, bufferingPolicy: .unbounded)
+        // The consumer went away (client disconnected, handler cancelled): stop generating.
+        let flag = cancel
+        sink.onTermination = { _ in flag.cancel() }
+    }
+}
+
+/// The engine side of the server: `-np N` slots, each a thread with its own sessions (so its own
+/// KV caches), and a bounded queue in front of them. Engine work is synchronous and CPU-bound, so it
+/// runs on these threads, never on NIO's event loops. A new request goes to the idle slot whose
+/// cache shares the longest prefix with its prompt, so a repeated system prompt is not prefilled
+/// again.
+final class SlotPool: @unchecked Sendable {
+    final class Slot {
+        let index: Int
+        let pair: ModePair
+        var job: Job?
+        init(index: Int, pair: ModePair) {
+            self.index = index
+            self.pair = pair
+        }
+        /// Tokens this slot's caches already hold in common with `prompt`.
+        func sharedPrefix(_ prompt: [Int32]) -> Int {
+            let held = pair.large?.tokens ?? pair.small?.tokens ?? []
+            var n = 0
+            while n < held.count, n < prompt.count, held[n] == prompt[n] { n += 1 }
+            return n
+        }
+    }
+
+    let slots: [Slot]
+    let queueLimit: Int
+    let settings: Modes.Settings
+    let tokenizer: Tokenizer
+    let contextSize: Int
+    let metrics: Metrics
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var busy = 0
+    private var stopping = false
+    private var threads: [Thread] = []
+
+    init(pairs: [ModePair], queueLimit: Int, settings: Modes.Settings, tokenizer: Tokenizer, contextSize: Int, metrics: Metrics) {
+        slots = pairs.enumerated().map { Slot(index: $0.offset, pair: $0.element) }
+        self.queueLimit = queueLimit
+        self.settings = settings
+        self.tokenizer = tokenizer
+        self.contextSize = contextSize
+        self.metrics = metrics
+        for slot in slots {
+            let thread = Thread { [unowned self] in self.work(slot) }
+            thread.name = "relay-slot-\(slot.index)"
+            thread.stackSize = 16 << 20
+            threads.append(thread)
+            thread.start()
+        }
+    }
+
+    var queueDepth: Int { condition.withLock { queue.count } }
+    var busySlots: Int { condition.withLock { busy } }
+
+    /// Hands the job to an idle slot, or queues it; a full queue refuses it (HTTP 429).
+    func submit(_ job: Job) throws {
+        try condition.withLock {
+            guard !stopping else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down") }
+            if let slot = slots.filter({ $0.job == nil }).max(by: { $0.sharedPrefix(job.prompt) < $1.sharedPrefix(job.prompt) }) {
+                slot.job = job
+                busy += 1
+            } else if queue.count < queueLimit {
+                queue.append(job)
+            } else {
+                throw APIError(status: 429, message: "the server is busy: \(slots.count) requests running and \(queue.count) queued; retry later",
+                               type: "server_error", code: "queue_full")
+            }
+            condition.broadcast()
+        }
+    }
+
+    /// Refuses new work, cancels queued and running requests and waits for the slots to finish.
+    func shutdown() {
+        let pending: [Job] = condition.withLock {
+            stopping = true
+            let q = queue
+            queue.removeAll()
+            for slot in slots { slot.job?.cancel.cancel() }
+            condition.broadcast()
+            return q
+        }
+        for job in pending { job.sink.yield(.failed(APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down"))); job.sink.finish() }
+        condition.withLock { while busy > 0 { condition.wait() } }
+    }
+
+    private func work(_ slot: Slot) {
+        while true {
+            let job: Job? = condition.withLock {
+                while slot.job == nil && !stopping { condition.wait() }
+                return slot.job
+            }
+            guard let job else { return }
+            run(job, on: slot)
+            condition.withLock {
+                slot.job = nil
+                busy -= 1
+                if !stopping, !queue.isEmpty {
+                    // Among the first few waiting, the one that shares most of this slot's cache.
+                    let window = queue.prefix(4).indices
+                    let best = window.max { slot.sharedPrefix(queue[$0].prompt) < slot.sharedPrefix(queue[$1].prompt) }!
+                    slot.job = queue.remove(at: best)
+                    busy += 1
+                }
+                condition.broadcast()
+            }
+        }
+    }
+
+    private func run(_ job: Job, on slot: Slot) {
+        defer { job.sink.finish() }
+        guard !job.cancel.isCancelled else { return }
+        do {
+            var settings = self.settings
+            settings.sampling = job.options.sampling
+            settings.topLogprobs = job.topLogprobs
+            let strategy = try Modes.make(job.mode, parameters: job.parameters, pair: slot.pair, settings: settings)
+            let result = try Relay.generate(strategy, prompt: job.prompt, tokenizer: tokenizer, contextSize: contextSize,
+                                            options: job.options) { text, role in
+                if job.cancel.isCancelled { return false }
+                job.sink.yield(.text(text, role))
+                return true
+            }
+            if job.cancel.isCancelled { metrics.cancelled() }
+            job.sink.yield(.done(result))
+        } catch {
+            job.sink.yield(.failed(error))
+        }
+    }
+}

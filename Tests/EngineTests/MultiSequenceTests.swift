@@ -1,0 +1,59 @@
+import Engine
+import Foundation
+import Testing
+
+@Suite("Several sequences in one forward", .serialized)
+struct MultiSequenceTests {
+    static let models: [(String, () -> Model)] = [("smollm2", { TestModels.smol }), ("qwen2.5-0.5b", { TestModels.qwenSmall })]
+    static let prompts = ["The quick brown fox", "def add(a, b):\n    return", "Once upon a time, in a land far away, there", "1, 2, 3,"]
+
+    @Test("a batched decode step gives each sequence exactly the logits of its own single-sequence step", arguments: [0, 1])
+    func batchedDecodeMatchesSingle(index: Int) throws {
+        let m = Self.models[index].1()
+        let prompts = Self.prompts.map { m.tokenizer.encode($0, addBOS: m.tokenizer.addBOS) }
+        // Sequences of different lengths, so each attends over its own number of positions.
+        let batched = prompts.map { _ in m.makeCache(capacity: 64) }
+        let single = prompts.map { _ in m.makeCache(capacity: 64) }
+        for (i, p) in prompts.enumerated() {
+            _ = try m.forward(Array(p.dropLast()), cache: batched[i])
+            _ = try m.forward(Array(p.dropLast()), cache: single[i])
+        }
+        var next = prompts.map { $0.last! }
+        for _ in 0..<3 {
+            let rows = try m.forward(decoding: next, caches: batched)
+            for i in prompts.indices {
+                let alone = try m.forward([next[i]], cache: single[i])
+                #expect(rows[i] == alone, "sequence \(i): logits differ")
+                #expect(batched[i].count == single[i].count)
+            }
+            next = rows.map { row in Int32(row.indices.max { row[$0] < row[$1] }!) }
+        }
+    }
+
+    @Test("sessions decoding on four threads at once get exactly the greedy tokens they get alone")
+    func concurrentSessions() throws {
+        let m = TestModels.smol
+        let prompts = Self.prompts.map { m.tokenizer.encode($0, addBOS: m.tokenizer.addBOS) }
+        func greedy(_ session: Session, _ prompt: [Int32]) throws -> [Int32] {
+            var context = prompt
+            for _ in 0..<24 {
+                let logits = try session.sync(to: context)
+                context.append(Int32(logits.indices.max { logits[$0] < logits[$1] }!))
+            }
+            return Array(context[prompt.count...])
+        }
+        let alone = try prompts.map { try greedy(Session(model: m, contextSize: 128), $0) }
+        nonisolated(unsafe) var together = [[Int32]](repeating: [], count: prompts.count)
+        DispatchQueue.concurrentPerform(iterations: prompts.count) { i in
+            together[i] = (try? greedy(Session(model: m, contextSize: 128), prompts[i])) ?? []
+        }
+        #expect(together == alone)
+    }
+
+    @Test("a cache given twice in one batch is refused")
+    func duplicateCache() throws {
+        let m = TestModels.smol
+        let cache = m.makeCache(capacity: 8)
+        #expect(throws: ModelError.self) { try m.forward(decoding: [1, 2], caches: [cache, cache]) }
+    }
+}

@@ -1,0 +1,151 @@
+import Assets
+import Engine
+import Foundation
+import Relay
+@testable import Server
+import Testing
+
+enum Smol {
+    nonisolated(unsafe) static let model = try! Model(path: AssetStore().modelPath("smollm2-135m"))
+}
+
+func request(_ json: String) throws -> CompletionRequest { try CompletionRequest.decode(Data(json.utf8)) }
+
+func apiError(_ body: () throws -> Void) -> APIError? {
+    do { try body() } catch let e as APIError { return e } catch { return nil }
+    return nil
+}
+
+@Suite("OpenAI request decoding")
+struct DecodingTests {
+    @Test("a chat request with string and part contents, stop as a string, and unknown fields ignored")
+    func chatRequest() throws {
+        let r = try request("""
+        {"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+         {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}],
+         "stop": "\\n", "temperature": 0, "stream": true, "stream_options": {"include_usage": true},
+         "relay_mode": "relaygen", "frequency_penalty": 0, "tools": [], "whatever": {"x": 1}}
+        """)
+        #expect(r.messages?.map(\.content?.text) == ["Be brief.", "Hi there"])
+        #expect(r.stop?.values == ["\n"])
+        #expect(r.stream == true && r.stream_options?.include_usage == true)
+        #expect(r.relay_mode == "relaygen")
+    }
+
+    @Test("malformed JSON and a body that is not an object are 400s that say so")
+    func malformed() {
+        for body in ["{\"model\": ", "[1, 2]", "", "null"] {
+            let e = apiError { _ = try request(body) }
+            #expect(e?.status == 400)
+            #expect(e?.message.contains("malformed JSON") == true)
+        }
+    }
+
+    @Test("a known field with the wrong type is a 400 naming the field")
+    func wrongTypes() {
+        let cases = [("{\"max_tokens\": \"ten\"}", "max_tokens"), ("{\"temperature\": \"hot\"}", "temperature"),
+                     ("{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "messages[0].content"),
+                     ("{\"messages\": [{\"content\": \"hi\"}]}", "messages[0].role"),
+                     ("{\"stop\": [1, 2]}", "stop"), ("{\"stream\": \"yes\"}", "stream")]
+        for (body, field) in cases {
+            let e = apiError { _ = try request(body) }
+            #expect(e?.status == 400, "\(body)")
+            #expect(e?.param == field, "\(body): \(e?.message ?? "no error")")
+            #expect(e?.message.contains(field) == true)
+        }
+    }
+
+    @Test("errors are shaped as OpenAI's: error.message, type, param and code")
+    func errorShape() throws {
+        let e = APIError.badRequest("bad", param: "n", code: "x")
+        let object = try JSONSerialization.jsonObject(with: e.json) as! [String: [String: Any]]
+        #expect(object["error"]?["message"] as? String == "bad")
+        #expect(object["error"]?["type"] as? String == "invalid_request_error")
+        #expect(object["error"]?["param"] as? String == "n")
+        #expect(object["error"]?["code"] as? String == "x")
+        let plain = try JSONSerialization.jsonObject(with: APIError.badRequest("bad").json) as! [String: [String: Any]]
+        #expect(plain["error"]?["code"] is NSNull)
+    }
+
+    @Test("relay_mode takes parameters as relay eval --modes does")
+    func modeParameters() throws {
+        let (name, parameters) = try CompletionsController.parseMode("relaygen:top-cues=5,draft-max=3")
+        #expect(name == "relaygen" && parameters == ["top-cues": "5", "draft-max": "3"])
+        #expect(apiError { _ = try CompletionsController.parseMode("relaygen:top-cues") }?.status == 400)
+    }
+}
+
+@Suite("Request planning", .serialized)
+struct PlanTests {
+    static func controller(contextSize: Int = 256) throws -> CompletionsController {
+        let m = Smol.model
+        let template = try ChatTemplate.detect(from: m.file.metadata["tokenizer.chat_template"]?.string)
+        let served = ServedModels(ids: ["smol"], defaultMode: "large", tokenizer: m.tokenizer, template: template,
+                                  contextSize: contextSize, sampling: SamplingParams())
+        let metrics = Metrics()
+        let pool = SlotPool(pairs: [], queueLimit: 0, settings: Modes.Settings(), tokenizer: m.tokenizer, contextSize: contextSize, metrics: metrics)
+        return CompletionsController(served: served, pool: pool, metrics: metrics, apiKey: nil)
+    }
+
+    @Test("a chat request becomes the template's prompt, its stop strings and the request's sampling")
+    func chatPlan() throws {
+        let c = try Self.controller()
+        let plan = try c.plan(request("""
+        {"model": "smol", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 7, "temperature": 0.5, "seed": 3, "stop": ["END"]}
+        """), chat: true)
+        #expect(plan.options.maxTokens == 7 && plan.options.sampling.temperature == 0.5 && plan.options.sampling.seed == 3)
+        #expect(plan.options.stop == ["END", "<|im_end|>"])
+        #expect(Smol.model.tokenizer.decode(plan.prompt).hasSuffix("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"))
+        #expect(plan.mode == "large" && !plan.stream)
+    }
+
+    @Test("unknown model 404, n > 1, bad ranges, streamed logprobs and an over-long prompt are refused with clear errors")
+    func refusals() throws {
+        let c = try Self.controller(contextSize: 64)
+        let cases: [(String, Int, String)] = [
+            ("{\"model\": \"gpt-4o\", \"prompt\": \"x\"}", 404, "gpt-4o"),
+            ("{\"prompt\": \"x\", \"n\": 3}", 400, "n must be 1"),
+            ("{\"prompt\": \"x\", \"temperature\": 3}", 400, "temperature"),
+            ("{\"prompt\": \"x\", \"top_p\": 0}", 400, "top_p"),
+            ("{\"prompt\": \"x\", \"max_tokens\": 0}", 400, "max_tokens"),
+            ("{\"prompt\": \"x\", \"logprobs\": 2, \"stream\": true}", 400, "stream: false"),
+            ("{\"prompt\": \"x\", \"logprobs\": 30}", 400, "0...20"),
+            ("{\"prompt\": [\"a\", \"b\"]}", 400, "one string"),
+            ("{\"max_tokens\": 3}", 400, "prompt is required"),
+            ("{\"prompt\": \"\(String(repeating: "word ", count: 100))\"}", 400, "context"),
+        ]
+        for (body, status, words) in cases {
+            let e = apiError { _ = try c.plan(request(body), chat: false) }
+            #expect(e?.status == status, "\(body)")
+            #expect(e?.message.contains(words) == true, "\(body): \(e?.message ?? "no error")")
+        }
+        #expect(apiError { _ = try c.plan(request("{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}"), chat: true) }?.status == 400)
+        let noFlag = apiError { _ = try c.plan(request("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}"), chat: true) }
+        #expect(noFlag?.message.contains("logprobs: true") == true)
+    }
+
+    @Test("engine errors map to OpenAI statuses: context overflow 400, large model down 503 or bad 502")
+    func errorMapping() {
+        #expect(CompletionsController.apiError(ModelError.contextOverflow(needed: 9, contextSize: 8)).code == "context_length_exceeded")
+        #expect(CompletionsController.apiError(ModeError.unknown("x")).status == 400)
+        #expect(CompletionsController.apiError(LargeModelError.unavailable("down")).status == 503)
+        #expect(CompletionsController.apiError(LargeModelError.badResponse("junk")).status == 502)
+    }
+}
+
+@Suite("Metrics")
+struct MetricsTests {
+    @Test("the Prometheus text has requests, tokens per model, a latency histogram and the queue depth")
+    func render() {
+        let m = Metrics()
+        m.request(endpoint: "/v1/completions", status: 200, seconds: 0.3)
+        m.request(endpoint: "/v1/completions", status: 200, seconds: 7)
+        let text = m.render(queueDepth: 3, busySlots: 1, slots: 2)
+        #expect(text.contains("relay_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 2"))
+        #expect(text.contains("relay_request_duration_seconds_bucket{endpoint=\"/v1/completions\",le=\"0.5\"} 1"))
+        #expect(text.contains("relay_request_duration_seconds_bucket{endpoint=\"/v1/completions\",le=\"+Inf\"} 2"))
+        #expect(text.contains("relay_request_duration_seconds_count{endpoint=\"/v1/completions\"} 2"))
+        #expect(text.contains("relay_generated_tokens_total{model=\"small\"} 0"))
+        #expect(text.contains("relay_queue_depth 3"))
+    }
+}

@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""Drives `relay serve` with the official `openai` client: chat, completion, streaming, errors,
+concurrent clients, cancellation, metrics, shutdown, and the relay telemetry.
+
+Usage: python3 scripts/test_server.py path/to/relay
+
+Starts the server on a free loopback port with SmolLM2-135M as both the large and the small model
+(so every mode runs: speculative accepts every draft, RelayGen hands over at the test cues), runs
+each test, prints one line per test and exits non-zero if any failed.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+import openai
+
+MODEL = "smollm2-135m"
+KEY = "test-key"
+
+
+class Server:
+    """A `relay serve` process on a port the OS picked; the port is read from its first line."""
+
+    def __init__(self, relay, *args, env=None):
+        self.proc = subprocess.Popen([relay, "serve", "--port", "0", *args], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.log = []
+        deadline = time.time() + 120
+        self.port = None
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if self.port is None:
+            self.proc.kill()
+            raise RuntimeError("relay serve did not start:\n" + "".join(self.log) + self.proc.stderr.read())
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def client(self, key=KEY, **kw):
+        return openai.OpenAI(base_url=self.base + "/v1", api_key=key, max_retries=0, timeout=300, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        return self.proc.returncode
+
+
+def chat(client, content, **kw):
+    return client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}], **kw)
+
+
+def relay_of(obj):
+    """The extra `relay` object of a response or chunk (the client keeps unknown fields)."""
+    extra = obj.model_extra or {}
+    assert "relay" in extra, f"no relay telemetry in {obj}"
+    return extra["relay"]
+
+
+class Reply:
+    def __init__(self, status, body, headers):
+        self.status_code, self.text, self.headers = status, body.decode(), headers
+
+    def json(self):
+        return json.loads(self.text)
+
+
+def http(url, body=None, key=KEY):
+    """A plain request, for what the openai client cannot send (malformed JSON) or does not cover."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return Reply(r.status, r.read(), r.headers)
+    except urllib.error.HTTPError as e:
+        return Reply(e.code, e.read(), e.headers)
+
+
+def raw(server, path, body):
+    return http(server.base + path, body)
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_models(s):
+    ids = [m.id for m in s.client().models.list()]
+    assert ids == [MODEL], ids
+
+
+def test_chat(s):
+    r = chat(s.client(), "What is 2 + 2?", max_tokens=24, temperature=0)
+    text = r.choices[0].message.content
+    assert text.strip(), "empty answer"
+    assert r.choices[0].message.role == "assistant"
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage.prompt_tokens > 10 and 0 < r.usage.completion_tokens <= 24
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    t = relay_of(r)
+    assert t["mode"] == "large" and t["tokens"]["large"] == r.usage.completion_tokens and t["tokens"]["small"] == 0
+    assert t["large_share"] == 1.0 and t["handovers"] == 0
+    assert "".join(seg["text"] for seg in t["segments"]) == text
+
+
+def test_completion_length(s):
+    r = s.client().completions.create(model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0)
+    assert r.choices[0].finish_reason == "length", r
+    assert r.usage.completion_tokens == 5
+    assert r.choices[0].text
+
+
+def test_completion_stop(s):
+    c = s.client()
+    whole = c.completions.create(model=MODEL, prompt="1, 2, 3, 4,", max_tokens=12, temperature=0).choices[0].text
+    assert " 6" in whole, whole
+    cut = c.completions.create(model=MODEL, prompt="1, 2, 3, 4,", max_tokens=12, temperature=0, stop=[" 6"])
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.choices[0].text == whole[: whole.index(" 6")], (cut.choices[0].text, whole)
+
+
+def test_stream_matches_whole(s):
+    c = s.client()
+    whole = chat(c, "Name three colours.", max_tokens=30, temperature=0)
+    chunks = list(chat(c, "Name three colours.", max_tokens=30, temperature=0, stream=True,
+                       stream_options={"include_usage": True}))
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == whole.choices[0].message.content, (text, whole.choices[0].message.content)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    finals = [ch for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].choices[0].finish_reason == whole.choices[0].finish_reason
+    last = chunks[-1]
+    assert last.choices == [] and last.usage.completion_tokens == whole.usage.completion_tokens
+    assert all(ch.usage is None for ch in chunks[:-1])
+    assert relay_of(last)["tokens"]["large"] == whole.usage.completion_tokens
+    assert all((ch.model_extra or {}).get("relay_role") == "large" for ch in chunks if ch.choices and ch.choices[0].delta.content)
+
+
+def test_stream_completion_without_usage(s):
+    chunks = list(s.client().completions.create(model=MODEL, prompt="Once upon a time", max_tokens=8, temperature=0, stream=True))
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert "relay" in (chunks[-1].model_extra or {}), "the last chunk carries the telemetry"
+    assert all(ch.usage is None for ch in chunks)
+
+
+def test_seed_repeats(s):
+    c = s.client()
+    a = chat(c, "Write a word.", max_tokens=12, temperature=1.0, seed=7).choices[0].message.content
+    b = chat(c, "Write a word.", max_tokens=12, temperature=1.0, seed=7).choices[0].message.content
+    assert a == b, (a, b)
+
+
+def test_speculative_mode(s):
+    c = s.client()
+    plain = chat(c, "Count from 1 to 10.", max_tokens=32, temperature=0)
+    spec = chat(c, "Count from 1 to 10.", max_tokens=32, temperature=0, extra_body={"relay_mode": "speculative"})
+    assert spec.choices[0].message.content == plain.choices[0].message.content
+    t = relay_of(spec)
+    assert t["mode"] == "speculative" and t["drafted"] > 0
+    # The same model drafts and verifies: every draft is accepted.
+    assert t["accepted"] == t["drafted"] and t["acceptance_rate"] == 1.0
+
+
+def test_relaygen_mode(s):
+    r = chat(s.client(), "Explain step by step: what is 12 * 13?", max_tokens=80, temperature=0, extra_body={"relay_mode": "relaygen"})
+    t = relay_of(r)
+    assert t["mode"] == "relaygen"
+    assert t["tokens"]["large"] + t["tokens"]["small"] == r.usage.completion_tokens
+    assert 0 <= t["large_share"] <= 1
+    roles = {seg["role"] for seg in t["segments"]}
+    if t["handovers"] > 0:
+        assert roles == {"large", "small"}, t
+
+
+def test_small_mode(s):
+    t = relay_of(chat(s.client(), "Hi", max_tokens=8, temperature=0, extra_body={"relay_mode": "small"}))
+    assert t["tokens"]["large"] == 0 and t["tokens"]["small"] > 0 and t["large_share"] == 0
+
+
+def test_logprobs(s):
+    c = s.client()
+    r = chat(c, "Name a colour.", max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    for e in content:
+        assert e.logprob <= 0 and len(e.top_logprobs) == 3
+        assert [t.logprob for t in e.top_logprobs] == sorted((t.logprob for t in e.top_logprobs), reverse=True)
+        assert e.top_logprobs[0].token == e.token and abs(e.top_logprobs[0].logprob - e.logprob) < 1e-5  # greedy
+    assert "".join(e.token for e in content).startswith(r.choices[0].message.content[:5])
+    p = s.client().completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0, logprobs=2)
+    lp = p.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 4
+    assert all(len(t) <= 2 for t in lp.top_logprobs) and lp.text_offset[0] == 0
+    expect(400, lambda: chat(c, "Hi", logprobs=True, extra_body={"relay_mode": "relaygen"}), code="invalid_mode", words=["log-probabilities"])
+
+
+def test_unknown_fields_ignored(s):
+    r = chat(s.client(), "Hi", max_tokens=4, temperature=0, extra_body={"frobnicate": {"x": [1, 2]}, "presence_penalty": 0})
+    assert r.choices[0].message.content is not None
+
+
+def test_malformed_json(s):
+    r = raw(s, "/v1/chat/completions", b'{"model": "smollm2-135m", "messages": [')
+    assert r.status_code == 400
+    e = r.json()["error"]
+    assert "malformed JSON" in e["message"] and e["type"] == "invalid_request_error" and "code" in e
+
+
+def test_wrong_type(s):
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": "ten"})
+    r = raw(s, "/v1/chat/completions", body.encode())
+    assert r.status_code == 400
+    assert "max_tokens" in r.json()["error"]["message"], r.text
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": 5}]})
+    r = raw(s, "/v1/chat/completions", body.encode())
+    assert r.status_code == 400 and "messages[0].content" in r.json()["error"]["message"], r.text
+
+
+def expect(status, fn, code=None, words=()):
+    try:
+        fn()
+    except openai.APIStatusError as e:
+        assert e.status_code == status, (e.status_code, e.response.text)
+        err = e.response.json()["error"]
+        assert set(err) >= {"message", "type", "code"}, err
+        if code:
+            assert err["code"] == code, err
+        for w in words:
+            assert w in err["message"], err
+        return err
+    raise AssertionError(f"expected HTTP {status}")
+
+
+def test_unknown_model(s):
+    expect(404, lambda: s.client().chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "Hi"}]),
+           code="model_not_found", words=["gpt-9"])
+
+
+def test_context_overflow(s):
+    expect(400, lambda: chat(s.client(), "word " * 600, max_tokens=4), code="context_length_exceeded")
+
+
+def test_bad_values(s):
+    c = s.client()
+    expect(400, lambda: chat(c, "Hi", n=2), words=["n must be 1"])
+    expect(400, lambda: chat(c, "Hi", temperature=5), words=["temperature"])
+    expect(400, lambda: chat(c, "Hi", extra_body={"relay_mode": "telepathy"}), code="invalid_mode", words=["telepathy"])
+    expect(400, lambda: c.chat.completions.create(model=MODEL, messages=[]), words=["messages"])
+
+
+def test_auth(s):
+    expect(401, lambda: chat(s.client(key="wrong"), "Hi", max_tokens=2), code="invalid_api_key")
+    assert http(s.base + "/health").json()["status"] == "ok"
+
+
+def test_concurrent_clients(s):
+    """Four clients at once over two slots: each gets exactly the answer it gets alone."""
+    prompts = ["What is the sun?", "Name a fruit.", "What is 3 + 5?", "Say hello."]
+    alone = {p: chat(s.client(), p, max_tokens=20, temperature=0).choices[0].message.content for p in prompts}
+    results, errors = {}, []
+
+    def run(p):
+        try:
+            results[p] = chat(s.client(), p, max_tokens=20, temperature=0).choices[0].message.content
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert results == alone, (results, alone)
+
+
+def busy_slots(s):
+    return http(s.base + "/health").json()["slots_busy"]
+
+
+def test_full_queue_and_disconnect(s):
+    """Two slots busy, two requests queued: the next is refused with 429; closing the streams stops
+    their generations (the slots come free long before 2,000 tokens)."""
+    c = s.client()
+    streams = [chat(c, f"Tell a very long story number {i}.", max_tokens=2000, temperature=0.8, stream=True) for i in range(2)]
+    for st in streams:
+        next(iter(st))  # both are generating
+    queued = [threading.Thread(target=lambda: chat(c, "Hi", max_tokens=2, temperature=0)) for _ in range(2)]
+    for q in queued:
+        q.start()
+    deadline = time.time() + 30
+    while http(s.base + "/health").json()["queue_depth"] < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    err = expect(429, lambda: chat(c, "Hi", max_tokens=2), code="queue_full")
+    assert "busy" in err["message"]
+    before = metric(s, "relay_cancelled_total")
+    for st in streams:
+        st.close()
+    for q in queued:
+        q.join(timeout=120)
+    deadline = time.time() + 30
+    while busy_slots(s) > 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert busy_slots(s) == 0, "closed streams kept generating"
+    assert metric(s, "relay_cancelled_total") >= before + 2
+
+
+def metric(s, name):
+    text = http(s.base + "/metrics").text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert m, f"{name} missing from /metrics"
+    return float(m.group(1))
+
+
+def test_metrics(s):
+    text = http(s.base + "/metrics").text
+    assert re.search(r'^relay_requests_total\{endpoint="/v1/chat/completions",status="200"\} \d+', text, re.M), text
+    assert re.search(r'^relay_requests_total\{endpoint="/v1/chat/completions",status="404"\} \d+', text, re.M)
+    large = float(re.search(r'^relay_generated_tokens_total\{model="large"\} (\d+)', text, re.M).group(1))
+    assert large > 0
+    assert re.search(r'^relay_request_duration_seconds_bucket\{endpoint="/v1/completions",le="\+Inf"\} \d+', text, re.M)
+    assert re.search(r"^relay_queue_depth 0$", text, re.M)
+
+
+def test_playground(s):
+    r = http(s.base + "/")
+    assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
+    assert "Relay playground" in r.text and "/v1/chat/completions" in r.text
+
+
+TESTS = [test_models, test_chat, test_completion_length, test_completion_stop, test_stream_matches_whole,
+         test_stream_completion_without_usage, test_seed_repeats, test_speculative_mode, test_relaygen_mode, test_small_mode,
+         test_logprobs, test_unknown_fields_ignored, test_malformed_json, test_wrong_type, test_unknown_model, test_context_overflow,
+         test_bad_values, test_auth, test_concurrent_clients, test_full_queue_and_disconnect, test_metrics, test_playground]
+
+
+def main():
+    relay = sys.argv[1]
+    only = sys.argv[2:]
+    with tempfile.TemporaryDirectory() as tmp:
+        cues = os.path.join(tmp, "cues.json")
+        with open(cues, "w") as f:
+            json.dump({"model": MODEL, "cues": [{"text": t, "delta": 0.1, "count": 1} for t in ["So", "First", "Then", "Now", "We"]]}, f)
+        env = dict(os.environ, RELAY_API_KEY=KEY)
+        started = time.time()
+        server = Server(relay, "-m", MODEL, "-md", MODEL, "--cues", cues, "-np", "2", "--queue", "2", "-c", "512", "--temp", "0", env=env)
+        print(f"relay serve on port {server.port} ({time.time() - started:.1f} s to start)")
+        failed = 0
+        for test in TESTS:
+            if only and test.__name__ not in only:
+                continue
+            t0 = time.time()
+            try:
+                test(server)
+                print(f"ok    {test.__name__} ({time.time() - t0:.1f} s)")
+            except Exception:  # noqa: BLE001 - every failure is printed
+                failed += 1
+                print(f"FAIL  {test.__name__} ({time.time() - t0:.1f} s)")
+                traceback.print_exc()
+        code = server.stop()
+        stopped = "".join(server.log[-3:])
+        if code != 0 or "stopped" not in stopped:
+            failed += 1
+            print(f"FAIL  graceful shutdown on SIGTERM: exit code {code}\n{stopped}")
+        else:
+            print("ok    graceful shutdown on SIGTERM")
+        print(f"{failed} failed, {time.time() - started:.1f} s")
+        if failed:
+            print("server log:\n" + "".join(server.log[-40:]))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
