@@ -8,7 +8,7 @@ if ! command -v swift >/dev/null && [ -x /opt/swift/usr/bin/swift ]; then
   export PATH="/opt/swift/usr/bin:$PATH"
 fi
 python3 -c "import openai" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check openai
-swift build -c release
+swift build -c release --build-tests   # the same build as scripts/test.sh
 relay="$(swift build -c release --show-bin-path)/relay"
 "$relay" models fetch smollm2-135m
 llama="$(bash ../shared/tools/llama-cpp)/llama-server"

@@ -21,7 +21,9 @@ pip_need openai openai
 scratch=()
 if [ -n "${RELAY_SCRATCH_PATH:-}" ]; then scratch=(--scratch-path "$RELAY_SCRATCH_PATH"); fi
 
-swift build -c release "${scratch[@]}"
+# One build for the binary and the tests (a plain `swift build` and `swift test` use different
+# settings, and SwiftNIO and Hummingbird would be compiled twice).
+swift build -c release --build-tests "${scratch[@]}"
 relay="$(swift build -c release "${scratch[@]}" --show-bin-path)/relay"
 "$relay" models fetch smollm2-135m qwen2.5-coder-0.5b
 "$relay" data fetch
@@ -30,7 +32,7 @@ home="${RELAY_HOME:-$HOME/.cache/relay}"
 python3 scripts/make_tiny_gguf.py "$home/test" --check Tests/Fixtures
 
 # Model tests share one process-wide thread pool and model scratch buffers: run them one at a time.
-swift test -c release --no-parallel "${scratch[@]}" "$@"
+swift test -c release --skip-build --no-parallel "${scratch[@]}" "$@"
 
 # The server through the official openai client (skipped when arguments select some Swift tests).
 if [ $# -eq 0 ]; then python3 scripts/test_server.py "$relay"; fi
