@@ -24,6 +24,8 @@ public struct RelayResult: Sendable {
     public var tokens: [Int32]
     public var promptTokens: Int
     public var finishReason: FinishReason
+    /// The model responsible for each token of `tokens`.
+    public var roles: [Role]
     /// Tokens of the answer each model is responsible for.
     public var tokensByRole: [Role: Int]
     public var drafted: Int
@@ -69,6 +71,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     var context = prompt
     var segments: [Segment] = []
     var byRole: [Role: Int] = [:]
+    var roles: [Role] = []
     var logprobs: [TokenLogprob] = []
     var finish = FinishReason.length
     let budget = options.maxTokens < 0 ? Int.max : options.maxTokens
@@ -86,6 +89,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
             context.append(token)
             if let l = step.logprobs, i < l.count { logprobs.append(l[i]) }
             byRole[step.role, default: 0] += 1
+            roles.append(step.role)
             if !emit(stream.push(token), step.role) { finish = .stop; break loop }
             if stream.stopped { finish = .stop; break loop }
             if context.count - prompt.count >= budget || context.count >= contextSize { break loop }
@@ -99,7 +103,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
         decode[role] = s.decodeSeconds
     }
     return RelayResult(text: stream.text, segments: segments, tokens: Array(context[prompt.count...]), promptTokens: prompt.count,
-                       finishReason: finish, tokensByRole: byRole, drafted: strategy.drafted, accepted: strategy.accepted,
+                       finishReason: finish, roles: roles, tokensByRole: byRole, drafted: strategy.drafted, accepted: strategy.accepted,
                        handovers: strategy.handovers, calls: strategy.calls, prefillSeconds: prefill, decodeSeconds: decode,
                        seconds: Date().timeIntervalSince(start), remote: strategy.remoteStats, largeFailure: strategy.largeFailure,
                        logprobs: logprobs.count == context.count - prompt.count && !logprobs.isEmpty ? logprobs : nil)

@@ -140,6 +140,11 @@ struct Telemetry {
             "drafted": result.drafted,
             "accepted": result.accepted,
             "large_share": result.largeShare,
+            "token_roles": result.roles.map(\.rawValue),
+            "acceptance_rate": result.drafted > 0 ? Double(result.accepted) / Double(result.drafted) : 0,
+            "seconds_by_role": Dictionary(uniqueKeysWithValues: Set(result.prefillSeconds.keys).union(result.decodeSeconds.keys).map {
+                ($0.rawValue, (result.prefillSeconds[$0] ?? 0) + (result.decodeSeconds[$0] ?? 0))
+            }),
             "calls": result.calls.count,
             "large_tokens_requested": result.requested,
             "large_tokens_written": result.tokensByRole[.large] ?? 0,
