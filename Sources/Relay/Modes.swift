@@ -191,8 +191,7 @@ public struct CueSet: Codable, Sendable {
 
     /// The cue file shipped for a large model (`Cues/<GGUF file name>.json`), if there is one.
     public static func shipped(for model: Model) throws -> CueSet? {
-        let stem = URL(fileURLWithPath: model.file.path).deletingPathExtension().lastPathComponent
-        guard let url = Bundle.module.url(forResource: stem, withExtension: "json", subdirectory: "Cues") else { return nil }
+        guard let url = Shipped.file(in: "Cues", for: model.file.path) else { return nil }
         return try load(url.path)
     }
 

@@ -123,8 +123,7 @@ public struct RelayHead: Codable, Sendable, Equatable {
 
     /// The head shipped for a small model (`Heads/<GGUF file name>.json`), if there is one.
     public static func shipped(for model: Model) throws -> RelayHead? {
-        let stem = URL(fileURLWithPath: model.file.path).deletingPathExtension().lastPathComponent
-        guard let url = Bundle.module.url(forResource: stem, withExtension: "json", subdirectory: "Heads") else { return nil }
+        guard let url = Shipped.file(in: "Heads", for: model.file.path) else { return nil }
         let head = try load(url.path)
         guard head.dim == model.config.dim else {
             throw HeadError.mismatch(url.path, detail: "hidden size \(head.dim), the small model's is \(model.config.dim)")
