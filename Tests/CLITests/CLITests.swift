@@ -206,5 +206,7 @@ struct EvalCLITests {
         #expect(badTask.status != 0 && badTask.stderr.contains("nope"), "\(badTask.stderr)")
         let badMode = try Relay.run(["eval", "--task", "gsm8k", "-m", smol, "--modes", "fastest", "--out", out])
         #expect(badMode.status != 0 && badMode.stderr.contains("fastest"), "\(badMode.stderr)")
+        let badVocab = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative", "--draft-vocab=-5", "-p", "x"])
+        #expect(badVocab.status != 0 && badVocab.stderr.contains("--draft-vocab"), "\(badVocab.stderr)")
     }
 }
