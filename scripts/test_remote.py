@@ -5,7 +5,8 @@ Usage: python3 scripts/test_remote.py path/to/relay path/to/llama-server
 
 llama-server serves SmolLM2-135M as the "large" model; relay runs SmolLM2-135M locally as the small
 one (-md). Checks: the remote text arrives whole across chunked requests; RelayGen hands over at
-cues sent as stop strings (the cut cue is put back); modes that need logits refuse; a remote server
+cues sent as stop strings (the cut cue is put back); RelayLLM's routers send their calls with
+max_tokens = n; modes that need logits refuse; a remote server
 that comes up late is reached by retries without losing or repeating text; a server that stays down
 gives 503, or with --on-large-failure small an answer finished by the small model; generate and
 eval take --large-url too.
@@ -116,6 +117,31 @@ def test_relaygen_remote(ctx):
         assert {s["role"] for s in segs} == {"large", "small"}
 
 
+def test_relayllm_remote(ctx):
+    """A router's calls go to the remote model: each asks for at most n tokens (max_tokens = n) and
+    its text is llama-server's own greedy continuation of the tag-free context."""
+    c = ctx["relay"].client()
+    prompt = "The capital of France is"
+    r = c.completions.create(model=MODEL, prompt=prompt, max_tokens=24, temperature=0,
+                             extra_body={"relay_mode": "confidence-router:threshold=1,call=4"})
+    t = relay_of(r)
+    print(f"      confidence-router: {t['tokens']} calls {t['calls']} requested {t['large_tokens_requested']} remote {t['remote']}")
+    # One request per call (the last call may be cut by max_tokens before it is sent).
+    assert t["calls"] >= 1 and t["calls"] - 1 <= t["remote"]["requests"] <= t["calls"], t
+    assert 0 < t["tokens"]["large"] <= t["large_tokens_requested"] == 4 * t["calls"], t
+    segs = t["segments"]
+    assert segs[0]["role"] == "small" and segs[0]["text"] == "<call>4</call>", segs
+    # The first call saw only the prompt (the tag is stripped): its text is the server's continuation.
+    direct = ctx["llama"].complete(prompt, 8)
+    assert direct.startswith(segs[1]["text"]) and segs[1]["role"] == "large", (segs, direct)
+    r = c.completions.create(model=MODEL, prompt=prompt, max_tokens=16, temperature=0,
+                             extra_body={"relay_mode": "random-router:rate=0.5,call=2"})
+    t = relay_of(r)
+    assert t["mode"].startswith("random-router") and t["tokens"]["large"] <= 2 * t["calls"], t
+    r = c.completions.create(model=MODEL, prompt=prompt, max_tokens=8, temperature=0, extra_body={"relay_mode": "relayllm"})
+    assert relay_of(r)["mode"] == "relayllm", relay_of(r)
+
+
 def test_logit_modes_refuse(ctx):
     c = ctx["relay"].client()
     for mode in ["speculative", "relaygen-sd"]:
@@ -184,7 +210,7 @@ def test_generate_and_eval(ctx):
     assert out.returncode != 0 and "local large model" in out.stderr, out.stderr
 
 
-TESTS = [test_large_text_whole_across_chunks, test_stream_remote, test_relaygen_remote, test_logit_modes_refuse,
+TESTS = [test_large_text_whole_across_chunks, test_stream_remote, test_relaygen_remote, test_relayllm_remote, test_logit_modes_refuse,
          test_retry_reaches_late_server, test_down_server, test_generate_and_eval]
 
 

@@ -83,7 +83,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     }
 
     loop: while context.count - prompt.count < budget && context.count < contextSize {
-        let step = try strategy.step(context: context)
+        let step = try strategy.step(context: context, atMost: min(budget - (context.count - prompt.count), contextSize - context.count))
         for (i, token) in step.tokens.enumerated() {
             if tokenizer.endOfGeneration.contains(token) { finish = .eos; break loop }
             context.append(token)

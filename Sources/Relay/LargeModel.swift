@@ -3,7 +3,7 @@ import Foundation
 
 /// A large model reached only through text: "continue this text for at most n tokens, or until one
 /// of these stop strings". A remote OpenAI-compatible completions endpoint is one; the text-level
-/// modes (`large`, `relaygen`) run on it. Implementations must be safe to call from several threads.
+/// modes (`large`, `relaygen`, `relayllm` and the routers) run on it. Implementations must be safe to call from several threads.
 public protocol LargeModel: AnyObject, Sendable {
     /// Where the model is, for messages and telemetry.
     var name: String { get }
@@ -81,10 +81,12 @@ public final class TextContinuation: DecodingStrategy {
     public var sessions: [Role: Session] { [:] }
     public var remoteStats: RemoteStats? { stats }
 
-    public func step(context: [Int32]) throws -> Step {
+    public func step(context: [Int32]) throws -> Step { try step(context: context, atMost: chunk) }
+
+    public func step(context: [Int32], atMost limit: Int) throws -> Step {
         // The server adds its own BOS to the text it is sent.
         let text = tokenizer.addBOS && context.first == tokenizer.bosID ? tokenizer.decode(Array(context.dropFirst())) : tokenizer.decode(context)
-        let c = try model.continuation(of: text, maxTokens: chunk, stop: stops, sampling: sampling)
+        let c = try model.continuation(of: text, maxTokens: max(1, min(chunk, limit)), stop: stops, sampling: sampling)
         stats.requests += c.requests
         stats.retries += c.retries
         stats.seconds += c.seconds
@@ -97,7 +99,9 @@ public final class TextContinuation: DecodingStrategy {
             }
             tokens.append(end)
         }
-        return Step(tokens: tokens, role: .large)
+        var step = Step(tokens: tokens, role: .large)
+        step.fulfilsLimit = limit <= chunk
+        return step
     }
 }
 
@@ -119,9 +123,11 @@ public final class SmallFallback: DecodingStrategy {
     public var handovers: Int { primary.handovers }
     public var remoteStats: RemoteStats? { primary.remoteStats }
 
-    public func step(context: [Int32]) throws -> Step {
+    public func step(context: [Int32]) throws -> Step { try step(context: context, atMost: Int.max) }
+
+    public func step(context: [Int32], atMost limit: Int) throws -> Step {
         if largeFailure == nil {
-            do { return try primary.step(context: context) } catch let e as LargeModelError { largeFailure = e.description }
+            do { return try primary.step(context: context, atMost: limit) } catch let e as LargeModelError { largeFailure = e.description }
         }
         return try small.step(context: context)
     }

@@ -49,30 +49,40 @@ public enum Modes {
             solo.topLogprobs = n
             return solo
         }
-        if pair.large == nil, let remote = pair.remote, name != "small" {
-            return try makeRemote(name, parameters: parameters, remote: remote, pair: pair, settings: settings)
-        }
         var draft = settings.draft
         if let v = parameters["draft-max"].flatMap(Int.init) { draft.max = v }
         if let v = parameters["draft-min"].flatMap(Int.init) { draft.min = v }
         if let v = parameters["draft-p-min"].flatMap(Float.init) { draft.pMin = v }
 
         func need(_ role: Role) throws -> Session {
+            if role == .large, pair.large == nil, pair.remote != nil { throw ModeError.needsLocalLarge(mode: name) }
             guard let s = role == .large ? pair.large : pair.small else { throw ModeError.missingModel(mode: name, role: role) }
             return s
         }
+        /// The large model's writer: the local model, or the remote one (text only, ending each
+        /// request at `stops`; the local small model's tokenizer reads its text).
+        func largeWriter(stops: [String] = [], sampling: SamplingParams = settings.sampling) throws -> DecodingStrategy {
+            if let large = pair.large {
+                if let small = pair.small, name != "large" { try requireSharedVocabulary(large.model, small.model) }
+                return Solo(session: large, role: .large, sampling: sampling)
+            }
+            guard let remote = pair.remote else { throw ModeError.missingModel(mode: name, role: .large) }
+            let small = try need(.small)
+            return TextContinuation(model: remote, tokenizer: small.model.tokenizer, stops: stops, sampling: sampling)
+        }
         func relayGen(speculative: Bool) throws -> DecodingStrategy {
-            let large = try need(.large), small = try need(.small)
-            try requireSharedVocabulary(large.model, small.model)
-            guard var cues = (try settings.cues ?? CueSet.shipped(for: large.model))?.cues.map(\.text) else {
+            let small = try need(.small)
+            guard var cues = try (settings.cues ?? pair.large.flatMap { try CueSet.shipped(for: $0.model) })?.cues.map(\.text) else {
                 throw ModeError.missingCues(mode: name)
             }
             if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
+            let gen = RelayGen.Settings(cues: cues)
+            // A remote model stops at a cue or an answer marker, where the hand-over happens.
             let driver: DecodingStrategy = speculative
-                ? try Speculative(target: large, draft: small, sampling: settings.sampling, draftParams: draft)
-                : Solo(session: large, role: .large, sampling: settings.sampling)
+                ? try Speculative(target: try need(.large), draft: small, sampling: settings.sampling, draftParams: draft)
+                : try largeWriter(stops: cues + gen.answerMarkers)
             return RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
-                            tokenizer: large.model.tokenizer, settings: RelayGen.Settings(cues: cues))
+                            tokenizer: small.model.tokenizer, settings: gen)
         }
         func parameter<T>(_ key: String, _ parse: (String) -> T?, default value: T, valid: (T) -> Bool) throws -> T {
             guard let text = parameters[key] else { return value }
@@ -80,14 +90,17 @@ public enum Modes {
             return v
         }
         func relayLLM(policy: CallPolicy?, maxCalls: Int) throws -> DecodingStrategy {
-            let large = try need(.large), small = try need(.small)
-            try requireSharedVocabulary(large.model, small.model)
+            let small = try need(.small)
             var limits = RelayLLM.Limits()
             limits.maxCalls = try parameter("turns", { Int($0) }, default: maxCalls, valid: { $0 >= 0 })
-            return RelayLLM(small: small, large: large, policy: policy, sampling: settings.sampling, limits: limits)
+            // The large model samples with its own seed.
+            var sampling = settings.sampling
+            sampling.seed = sampling.seed.map { $0 &+ 1 }
+            return RelayLLM(small: small, large: try largeWriter(sampling: sampling), policy: policy, sampling: settings.sampling, limits: limits)
         }
         // The routers are the training-free baselines: by default they may call at every position.
         func call() throws -> Int { try parameter("call", { Int($0) }, default: 8, valid: { $0 > 0 }) }
+        let strategy: DecodingStrategy
         switch name {
         case "relayllm":
             let small = try need(.small)
@@ -101,48 +114,25 @@ public enum Modes {
                 }
                 head = h
             }
-            return try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls)
+            strategy = try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls)
         case "random-router":
             let rate = try parameter("rate", { Double($0) }, default: 0.05, valid: { (0...1).contains($0) })
             let seed = try parameter("seed", { UInt64($0) }, default: settings.sampling.seed ?? 0, valid: { _ in true })
-            return try relayLLM(policy: RandomRouter(rate: rate, call: try call(), seed: seed), maxCalls: Int.max)
+            strategy = try relayLLM(policy: RandomRouter(rate: rate, call: try call(), seed: seed), maxCalls: Int.max)
         case "confidence-router":
             let threshold = try parameter("threshold", { Float($0) }, default: 0.4, valid: { (0...1).contains($0) })
-            return try relayLLM(policy: ConfidenceRouter(threshold: threshold, call: try call()), maxCalls: Int.max)
-        case "large": return Solo(session: try need(.large), role: .large, sampling: settings.sampling)
+            strategy = try relayLLM(policy: ConfidenceRouter(threshold: threshold, call: try call()), maxCalls: Int.max)
+        case "large": strategy = try largeWriter()
         case "small": return Solo(session: try need(.small), role: .small, sampling: settings.sampling)
         case "speculative":
             return try Speculative(target: try need(.large), draft: try need(.small), sampling: settings.sampling, draftParams: draft)
-        case "relaygen": return try relayGen(speculative: false)
+        case "relaygen": strategy = try relayGen(speculative: false)
         case "relaygen-sd": return try relayGen(speculative: true)
         default: throw ModeError.unknown(name)
         }
-    }
-}
-
-extension Modes {
-    /// The text-level modes over a remote large model; the local small model gives the tokenizer.
-    static func makeRemote(_ name: String, parameters: [String: String], remote: LargeModel, pair: ModePair,
-                           settings: Settings) throws -> DecodingStrategy {
-        guard let small = pair.small else { throw ModeError.missingModel(mode: name, role: .small) }
-        let tokenizer = small.model.tokenizer
-        let smallSolo = Solo(session: small, role: .small, sampling: settings.sampling)
-        let strategy: DecodingStrategy
-        switch name {
-        case "large":
-            strategy = TextContinuation(model: remote, tokenizer: tokenizer, sampling: settings.sampling)
-        case "relaygen":
-            guard var cues = settings.cues?.cues.map(\.text) else { throw ModeError.missingCues(mode: name) }
-            if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
-            let gen = RelayGen.Settings(cues: cues)
-            // The remote model stops at a cue or an answer marker, where the hand-over happens.
-            let large = TextContinuation(model: remote, tokenizer: tokenizer, stops: cues + gen.answerMarkers, sampling: settings.sampling)
-            strategy = RelayGen(large: large, small: Solo(session: small, role: .small, sampling: settings.sampling),
-                                tokenizer: tokenizer, settings: gen)
-        case "speculative", "relaygen-sd": throw ModeError.needsLocalLarge(mode: name)
-        default: throw ModeError.unknown(name)
-        }
-        return settings.largeFailureToSmall ? SmallFallback(primary: strategy, small: smallSolo) : strategy
+        // Only a remote large model fails at run time; the small model may then finish the answer.
+        guard pair.large == nil, settings.largeFailureToSmall, let small = pair.small else { return strategy }
+        return SmallFallback(primary: strategy, small: Solo(session: small, role: .small, sampling: settings.sampling))
     }
 }
 

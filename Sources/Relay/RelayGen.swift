@@ -44,11 +44,13 @@ public final class RelayGen: DecodingStrategy {
     public var accepted: Int { large.accepted }
     public var remoteStats: RemoteStats? { large.remoteStats }
 
-    public func step(context: [Int32]) throws -> Step {
+    public func step(context: [Int32]) throws -> Step { try step(context: context, atMost: Int.max) }
+
+    public func step(context: [Int32], atMost limit: Int) throws -> Step {
         if promptCount == nil { promptCount = context.count }
         switch turn {
         case .large(let written):
-            var step = try large.step(context: context)
+            var step = try large.step(context: context, atMost: limit)
             // Check at every token boundary of the step: a cue or marker cuts the step there.
             var kept: [Int32] = []
             for token in step.tokens {
@@ -74,7 +76,7 @@ public final class RelayGen: DecodingStrategy {
             if sentenceEnded(before: piece) {
                 // The small model's sentence is complete: this token belongs to the large model's turn.
                 hand(to: .large(written: 0))
-                return try self.step(context: context)
+                return try self.step(context: context, atMost: limit)
             }
             text += piece
             if endsWithMarker() {

@@ -23,12 +23,12 @@ public final class RelayLLM: DecodingStrategy {
     enum Turn: Equatable { case small, large(left: Int) }
 
     let small: Session
-    let large: Session
+    /// Writes the large model's turns: a local model (`Solo`) or a remote one (`TextContinuation`).
+    let large: DecodingStrategy
     let tokenizer: Tokenizer
     public let policy: CallPolicy?
     public let limits: Limits
     var smallSampler: Sampler
-    var largeSampler: Sampler
     var turn = Turn.small
     var prompt: [Int32]?
     /// The answer's text as the small model sees it (tags included), and where the tag matcher
@@ -39,34 +39,40 @@ public final class RelayLLM: DecodingStrategy {
     public private(set) var largeContext: [Int32] = []
     public private(set) var calls: [LargeCall] = []
 
-    public init(small: Session, large: Session, policy: CallPolicy?, sampling: SamplingParams, limits: Limits = Limits()) {
+    public init(small: Session, large: DecodingStrategy, policy: CallPolicy?, sampling: SamplingParams, limits: Limits = Limits()) {
         self.small = small
         self.large = large
         self.tokenizer = small.model.tokenizer
         self.policy = policy
         self.limits = limits
         smallSampler = Sampler(sampling)
-        var largeParams = sampling
-        largeParams.seed = sampling.seed.map { $0 &+ 1 }
-        largeSampler = Sampler(largeParams)
         small.keepsHidden = policy?.needsHidden ?? false
     }
 
-    public var sessions: [Role: Session] { [.small: small, .large: large] }
+    /// Both models local; the large one samples with its own seed.
+    public convenience init(small: Session, large: Session, policy: CallPolicy?, sampling: SamplingParams, limits: Limits = Limits()) {
+        var largeParams = sampling
+        largeParams.seed = sampling.seed.map { $0 &+ 1 }
+        self.init(small: small, large: Solo(session: large, role: .large, sampling: largeParams), policy: policy,
+                  sampling: sampling, limits: limits)
+    }
+
+    public var sessions: [Role: Session] { large.sessions.merging([.small: small]) { a, _ in a } }
     public var handovers: Int { calls.count * 2 }
+    public var remoteStats: RemoteStats? { large.remoteStats }
 
     public func step(context: [Int32]) throws -> Step {
         if prompt == nil { prompt = context }
         switch turn {
         case .large(let left):
-            let logits = try large.sync(to: largeContext)
-            let token = logits.withUnsafeBufferPointer { largeSampler.sample($0, history: largeContext) }
-            largeContext.append(token)
-            calls[calls.count - 1].written += 1
-            text += tokenizer.decode([token])
+            let step = try large.step(context: largeContext, atMost: left)
+            let tokens = Array(step.tokens.prefix(left))
+            largeContext += tokens
+            calls[calls.count - 1].written += tokens.count
+            text += tokenizer.decode(tokens)
             scanFrom = text.utf8.count     // text the large model wrote never starts a call
-            turn = left > 1 ? .large(left: left - 1) : .small
-            return Step(tokens: [token], role: .large)
+            turn = left > tokens.count && !step.fulfilsLimit ? .large(left: left - tokens.count) : .small
+            return Step(tokens: tokens, role: .large)
 
         case .small:
             let logits = try small.sync(to: context)

@@ -12,6 +12,9 @@ public struct Step: Sendable {
     public var role: Role
     /// One entry per token, when the strategy was asked for log-probabilities and can give them.
     public var logprobs: [TokenLogprob]?
+    /// The step wrote all that `step(context:atMost:)` asked for: a remote model wrote up to that
+    /// many of its own tokens, which the local tokenizer may count differently.
+    public var fulfilsLimit = false
     public init(tokens: [Int32], role: Role, logprobs: [TokenLogprob]? = nil) {
         self.tokens = tokens
         self.role = role
@@ -56,6 +59,9 @@ public struct TokenLogprob: Sendable, Equatable {
 /// counts of tokens per role; a strategy reports only what it alone knows (drafts, hand-overs).
 public protocol DecodingStrategy: AnyObject {
     func step(context: [Int32]) throws -> Step
+    /// A step after which at most `limit` more tokens are wanted. Only strategies that write many
+    /// tokens per step (a remote model's chunk) need it: they ask for no more than that.
+    func step(context: [Int32], atMost limit: Int) throws -> Step
     /// The sessions of the models this strategy uses, for timings.
     var sessions: [Role: Session] { get }
     /// Draft tokens proposed and accepted, and hand-overs between the models, so far.
@@ -81,6 +87,7 @@ public struct LargeCall: Sendable, Equatable, Codable {
 }
 
 public extension DecodingStrategy {
+    func step(context: [Int32], atMost limit: Int) throws -> Step { try step(context: context) }
     var drafted: Int { 0 }
     var accepted: Int { 0 }
     var handovers: Int { 0 }

@@ -310,6 +310,9 @@ final class CompletionsController: @unchecked Sendable {
             "prefill_seconds": Dictionary(uniqueKeysWithValues: r.prefillSeconds.map { ($0.key.rawValue, $0.value) }),
             "decode_seconds": Dictionary(uniqueKeysWithValues: r.decodeSeconds.map { ($0.key.rawValue, $0.value) }),
             "finish_reason": r.finishReason.rawValue,
+            "calls": r.calls.count,
+            "large_tokens_requested": r.requested,
+            "rho": r.rho,
         ]
         if let remote = r.remote { t["remote"] = ["requests": remote.requests, "retries": remote.retries, "seconds": remote.seconds] }
         if let failure = r.largeFailure { t["large_failure"] = failure; t["finished_on"] = "small" }

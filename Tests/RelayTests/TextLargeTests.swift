@@ -8,7 +8,7 @@ import Testing
 final class ScriptedLarge: LargeModel, @unchecked Sendable {
     let answer: String
     let failing: Bool
-    private(set) var calls: [(maxTokens: Int, stop: [String])] = []
+    private(set) var calls: [(text: String, maxTokens: Int, stop: [String])] = []
     init(_ answer: String, failing: Bool = false) {
         self.answer = answer
         self.failing = failing
@@ -16,7 +16,7 @@ final class ScriptedLarge: LargeModel, @unchecked Sendable {
     var name: String { "scripted" }
 
     func continuation(of text: String, maxTokens: Int, stop: [String], sampling: SamplingParams) throws -> Continuation {
-        calls.append((maxTokens, stop))
+        calls.append((text, maxTokens, stop))
         if failing { throw LargeModelError.unavailable("connection refused (3 attempts)") }
         let hits = stop.compactMap { s in answer.range(of: s).map { (s, $0) } }
         if let (s, r) = hits.min(by: { $0.1.lowerBound < $1.1.lowerBound }) {
@@ -32,12 +32,13 @@ struct TextLargeTests {
         ModePair(large: nil, small: Session(model: Models.smol, contextSize: 512), remote: large)
     }
 
-    static func run(_ mode: String, _ large: LargeModel, cues: [String] = [], fallback: Bool = false, maxTokens: Int = 40) throws -> RelayResult {
+    static func run(_ mode: String, _ large: LargeModel, parameters: [String: String] = [:], cues: [String] = [], fallback: Bool = false,
+                    maxTokens: Int = 40) throws -> RelayResult {
         var settings = Modes.Settings()
         settings.sampling = .greedy
         settings.cues = cues.isEmpty ? nil : CueSet(model: nil, cues: cues.map { CueSet.Cue(text: $0, delta: 0, count: 1) })
         settings.largeFailureToSmall = fallback
-        let strategy = try Modes.make(mode, pair: pair(large), settings: settings)
+        let strategy = try Modes.make(mode, parameters: parameters, pair: pair(large), settings: settings)
         var options = GenerationOptions()
         options.maxTokens = maxTokens
         options.sampling = .greedy
@@ -75,6 +76,17 @@ struct TextLargeTests {
         // The small model wrote the whole answer: up to the budget, or less if it ended the text.
         #expect((1...8).contains(r.tokensByRole[.small] ?? 0) && r.tokensByRole[.large] == nil)
         #expect(r.finishReason == .length ? r.tokensByRole[.small] == 8 : r.finishReason == .eos)
+    }
+
+    @Test("a router's calls go to the remote model: one request of max_tokens = n per call, never a relay tag")
+    func routerCalls() throws {
+        let large = ScriptedLarge("Two plus two makes four, so the answer is 4.")
+        let r = try Self.run("confidence-router", large, parameters: ["threshold": "1", "call": "3"], maxTokens: 30)
+        #expect(r.calls.count >= 2 && r.calls.allSatisfy { $0.requested == 3 && $0.written <= 3 })
+        #expect(large.calls.count >= r.calls.count - 1 && large.calls.count <= r.calls.count)
+        #expect(large.calls.allSatisfy { $0.maxTokens == 3 && !$0.text.contains("call>") })
+        #expect(r.segments.first?.text == "<call>3</call>" && r.segments.count >= 3 && r.segments[1].role == .large)
+        #expect(r.remote?.requests == large.calls.count)
     }
 
     @Test("modes that need the large model's logits say they need a local large model")
