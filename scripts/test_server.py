@@ -209,6 +209,13 @@ def test_logprobs(s):
     lp = p.choices[0].logprobs
     assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 4
     assert all(len(t) <= 2 for t in lp.top_logprobs) and lp.text_offset[0] == 0
+    # Streamed: each chunk carries its tokens' entries, and together they are the whole answer's.
+    chunks = list(chat(c, "Name a colour.", max_tokens=6, temperature=0, logprobs=True, top_logprobs=3, stream=True))
+    streamed = [e for ch in chunks if ch.choices and ch.choices[0].logprobs for e in ch.choices[0].logprobs.content]
+    assert [(e.token, round(e.logprob, 4)) for e in streamed] == [(e.token, round(e.logprob, 4)) for e in content], (streamed, content)
+    ps = list(s.client().completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0, logprobs=2, stream=True))
+    offsets = [o for ch in ps if ch.choices and ch.choices[0].logprobs for o in ch.choices[0].logprobs.text_offset]
+    assert offsets == lp.text_offset, (offsets, lp.text_offset)
     expect(400, lambda: chat(c, "Hi", logprobs=True, extra_body={"relay_mode": "relaygen"}), code="invalid_mode", words=["log-probabilities"])
 
 

@@ -59,9 +59,10 @@ public struct RelayResult: Sendable {
 
 /// The generation loop shared by every strategy: step, stop at end of text, a stop string, the
 /// token budget or a full context, and stream text with the role that wrote it.
-/// `onText` returns false to stop early.
+/// `onText` gets each piece of text with the log-probabilities (when the strategy gives them) of
+/// the tokens read since the last piece, and returns false to stop early.
 public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: Tokenizer, contextSize: Int,
-                     options: GenerationOptions, onText: (String, Role) -> Bool = { _, _ in true }) throws -> RelayResult {
+                     options: GenerationOptions, onText: (String, Role, ArraySlice<TokenLogprob>) -> Bool = { _, _, _ in true }) throws -> RelayResult {
     let start = Date()
     for s in strategy.sessions.values { s.resetTimings() }
     guard prompt.count < contextSize else {
@@ -76,10 +77,12 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     var finish = FinishReason.length
     let budget = options.maxTokens < 0 ? Int.max : options.maxTokens
 
+    var logprobsSent = 0
     func emit(_ text: String, _ role: Role) -> Bool {
         guard !text.isEmpty else { return true }
         if let last = segments.last, last.role == role { segments[segments.count - 1].text += text } else { segments.append(Segment(role: role, text: text)) }
-        return onText(text, role)
+        defer { logprobsSent = logprobs.count }
+        return onText(text, role, logprobs[logprobsSent...])
     }
 
     loop: while context.count - prompt.count < budget && context.count < contextSize {

@@ -35,7 +35,7 @@ extension RelayCommand {
                 let prompt = m.tokenizer.encode(template.render(messages), addBOS: m.tokenizer.addBOS)
                 do {
                     // The session keeps the conversation's KV cache, so only the new turn is prefilled.
-                    let result = try Relay.generate(strategy, prompt: prompt, tokenizer: m.tokenizer, contextSize: model.ctxSize, options: options) { piece, _ in
+                    let result = try Relay.generate(strategy, prompt: prompt, tokenizer: m.tokenizer, contextSize: model.ctxSize, options: options) { piece, _, _ in
                         writeOut(piece)
                         return true
                     }

@@ -75,7 +75,7 @@ extension RelayCommand {
             let strategy = try Modes.make(spec.name, parameters: Dictionary(spec.parameters.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }),
                                           pair: pair, settings: settings)
             let colors = color && isatty(1) != 0
-            let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role in
+            let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role, _ in
                 if !json { writeOut(colors ? paint(piece, role) : piece) }
                 return true
             }

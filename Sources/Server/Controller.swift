@@ -113,7 +113,6 @@ final class CompletionsController: @unchecked Sendable {
         if r.logprobs?.requested == true { topLogprobs = chat ? r.top_logprobs ?? 0 : r.logprobs?.top ?? 0 }
         if let n = topLogprobs {
             guard (0...20).contains(n) else { throw APIError.badRequest("top_logprobs must be in 0...20 (got \(n))", param: chat ? "top_logprobs" : "logprobs") }
-            guard r.stream != true else { throw APIError.badRequest("logprobs are given only with stream: false", param: "logprobs") }
         } else if chat, r.top_logprobs != nil {
             throw APIError.badRequest("top_logprobs needs logprobs: true", param: "top_logprobs")
         }
@@ -220,12 +219,15 @@ final class CompletionsController: @unchecked Sendable {
             var event = first
             var sentRole = false
             var status = 200
+            var offset = 0
             do {
                 while let e = event {
                     switch e {
-                    case .text(let text, let role):
+                    case .text(let text, let role, let logprobs):
                         var object = self.header(id, plan, chunk: true)
-                        var choice: [String: Any] = ["index": 0, "finish_reason": NSNull(), "logprobs": NSNull()]
+                        let lp: Any = plan.topLogprobs == nil ? NSNull() : self.logprobsJSON(logprobs, chat: plan.chat, offset: offset)
+                        offset += text.count
+                        var choice: [String: Any] = ["index": 0, "finish_reason": NSNull(), "logprobs": lp]
                         if plan.chat {
                             var delta: [String: Any] = ["content": text]
                             if !sentRole { delta["role"] = "assistant"; sentRole = true }
@@ -274,7 +276,8 @@ final class CompletionsController: @unchecked Sendable {
     }
 
     /// OpenAI's two logprobs shapes: chat's `content` list, completions' parallel arrays.
-    func logprobsJSON(_ entries: [TokenLogprob], chat: Bool) -> [String: Any] {
+    /// `offset`: where the entries' text starts in the answer (a stream's later chunks).
+    func logprobsJSON(_ entries: [TokenLogprob], chat: Bool, offset start: Int = 0) -> [String: Any] {
         let tok = served.tokenizer
         func text(_ id: Int32) -> String { tok.decode([id]) }
         func bytes(_ id: Int32) -> [Int] { tok.tokenBytes(id).map(Int.init) }
@@ -284,7 +287,7 @@ final class CompletionsController: @unchecked Sendable {
                  "top_logprobs": e.top.map { ["token": text($0.token), "logprob": $0.logprob, "bytes": bytes($0.token)] }] as [String: Any]
             }]
         }
-        var offsets: [Int] = [], offset = 0
+        var offsets: [Int] = [], offset = start
         for e in entries { offsets.append(offset); offset += text(e.token).count }
         return ["tokens": entries.map { text($0.token) }, "token_logprobs": entries.map(\.logprob),
                 "top_logprobs": entries.map { e in Dictionary(e.top.map { (text($0.token), $0.logprob) }, uniquingKeysWith: max) },

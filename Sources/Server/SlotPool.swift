@@ -4,7 +4,8 @@ import Relay
 
 /// What a generation reports to the HTTP side, in order: text pieces, then `done` or `failed`.
 enum GenerationEvent: Sendable {
-    case text(String, Role)
+    /// A piece of the answer, and the log-probabilities of its tokens when they were asked for.
+    case text(String, Role, [TokenLogprob])
     case done(RelayResult)
     case failed(Error)
 }
@@ -160,9 +161,9 @@ final class SlotPool: @unchecked Sendable {
             settings.topLogprobs = job.topLogprobs
             let strategy = try Modes.make(job.mode, parameters: job.parameters, pair: slot.pair, settings: settings)
             let result = try Relay.generate(strategy, prompt: job.prompt, tokenizer: tokenizer, contextSize: contextSize,
-                                            options: job.options) { text, role in
+                                            options: job.options) { text, role, logprobs in
                 if job.cancel.isCancelled { return false }
-                job.sink.yield(.text(text, role))
+                job.sink.yield(.text(text, role, Array(logprobs)))
                 return true
             }
             if job.cancel.isCancelled { metrics.cancelled() }

@@ -83,7 +83,7 @@ struct RelayLLMTests {
         var options = GenerationOptions()
         options.maxTokens = maxTokens
         options.sampling = .greedy
-        return try generate(relay, prompt: prompt, tokenizer: Models.smol.tokenizer, contextSize: 1024, options: options) { _, _ in
+        return try generate(relay, prompt: prompt, tokenizer: Models.smol.tokenizer, contextSize: 1024, options: options) { _, _, _ in
             check?(relay)
             return true
         }
