@@ -76,7 +76,8 @@ public enum Modes {
                 throw ModeError.missingCues(mode: name)
             }
             if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
-            let gen = RelayGen.Settings(cues: cues)
+            var gen = RelayGen.Settings(cues: cues)
+            gen.smallPMin = try parameter("small-p-min", { Float($0) }, default: 0, valid: { (0...1).contains($0) })
             // A remote model stops at a cue or an answer marker, where the hand-over happens.
             let driver: DecodingStrategy = speculative
                 ? try Speculative(target: try need(.large), draft: small, sampling: settings.sampling, draftParams: draft)

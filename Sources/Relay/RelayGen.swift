@@ -15,6 +15,9 @@ public final class RelayGen: DecodingStrategy {
         public var answerMarkers = ["</think>", "\\boxed", "The answer is", "the answer is"]
         /// Tokens the large model writes after resuming before it may hand over again.
         public var minLargeTokens = 5
+        /// Not in the paper: the large model also takes back a segment as soon as the small model's
+        /// top-1 probability falls under this (0: never), before the token it was unsure of.
+        public var smallPMin: Float = 0
         public init(cues: [String]) { self.cues = cues }
     }
 
@@ -34,6 +37,7 @@ public final class RelayGen: DecodingStrategy {
     public init(large: DecodingStrategy, small: Solo, tokenizer: Tokenizer, settings: Settings) {
         self.large = large
         self.small = small
+        small.tracksConfidence = settings.smallPMin > 0
         self.settings = settings
         self.tokenizer = tokenizer
         segmentStart = text.startIndex
@@ -73,8 +77,8 @@ public final class RelayGen: DecodingStrategy {
             let step = try small.step(context: context)
             let piece = tokenizer.decode(step.tokens)
             if tokenizer.endOfGeneration.contains(step.tokens[0]) { return step }
-            if sentenceEnded(before: piece) {
-                // The small model's sentence is complete: this token belongs to the large model's turn.
+            if sentenceEnded(before: piece) || small.confidence < settings.smallPMin {
+                // The small model's sentence is complete (or it is unsure): this token belongs to the large model's turn.
                 hand(to: .large(written: 0))
                 return try self.step(context: context, atMost: limit)
             }

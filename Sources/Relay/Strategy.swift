@@ -103,6 +103,9 @@ public final class Solo: DecodingStrategy {
     var sampler: Sampler
     /// When set, each step also reports the token's log-probability and this many alternatives.
     public var topLogprobs: Int?
+    /// When set, each step records the top-1 probability of the distribution it sampled from.
+    public var tracksConfidence = false
+    public private(set) var confidence: Float = 1
 
     public init(session: Session, role: Role, sampling: SamplingParams) {
         self.session = session
@@ -115,6 +118,7 @@ public final class Solo: DecodingStrategy {
     public func step(context: [Int32]) throws -> Step {
         let logits = try session.sync(to: context)
         return logits.withUnsafeBufferPointer { l in
+            if tracksConfidence { confidence = topProbability(l) }
             let token = sampler.sample(l, history: context)
             return Step(tokens: [token], role: role, logprobs: topLogprobs.map { [TokenLogprob(token: token, logits: l, top: $0)] })
         }

@@ -22,6 +22,7 @@ extension RelayCommand {
         @Option(help: "Read traces from this JSONL file instead of generating them (written beside --out otherwise).")
         var traces: String?
         @Option(name: .customLong("top-cues"), help: "Keep at most K cues.") var topCues: Int?
+        @Option(name: .customLong("min-count"), help: "Keep only cues seen at least this often in the traces.") var minCount = 2
         @Option(help: "Cue file to write.") var out: String
 
         func run() throws {
@@ -63,7 +64,7 @@ extension RelayCommand {
                 let margins = try Calibration.margins(of: trace, session: session)
                 scored.append(zip(trace.tokens, margins).map { (tok.decode([$0.0]), $0.1) })
             }
-            var cues = Calibration.score(traces: scored).filter { $0.delta > 0 && $0.count >= 2 }
+            var cues = Calibration.score(traces: scored).filter { $0.delta > 0 && $0.count >= minCount }
             if let topCues { cues = Array(cues.prefix(topCues)) }
             let set = CueSet(model: "\(large.config.name) + \(small.config.name)",
                              cues: cues.map { CueSet.Cue(text: $0.text, delta: $0.delta, count: $0.count) })
@@ -114,7 +115,7 @@ enum CalibrationPage {
         .trace{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:13px;line-height:1.6;border:1px solid #ddd;padding:1em}</style></head>
         <body><h1>RelayGen calibration</h1>
         <p>delta = mean margin p(top1) − p(top2) of the small model inside the sentence after a cue, minus the mean margin elsewhere.
-        Dark green: kept cues (delta &gt; 0, seen at least twice).</p>
+        Dark green: kept cues.</p>
         <svg width='\(width)' height='\(shown.count * rowH + 10)'>\(bars)</svg>
         <h2>An example trace, coloured by the small model's margin</h2><p>Green: the small model is sure of the large model's next token; red: unsure.</p>
         <div class='trace'>\(trace)</div></body></html>

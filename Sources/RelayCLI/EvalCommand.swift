@@ -70,14 +70,21 @@ extension RelayCommand.EvalCommand {
                 guard let m else { continue }
                 models[role] = ModelInfo(path: m.file.path, sha256: try store.sha256(m.file.path), parameters: Double(m.parameterCount))
             }
-            let config = EvalConfig(task: task, selection: selection, systemPrompt: system, maxTokens: maxTokens,
-                                    sampling: SamplingConfig(temperature: Double(temperature), seed: seed), models: models,
-                                    extra: ["chat_template": "\(template)", "context": "\(model.ctxSize)"]
-                                        .merging(remoteLarge.map { ["large_url": $0.name] } ?? [:]) { a, _ in a })
-            var set = taskSet
-            set.problems = problems
             var settings = try relay.settings(sampling: sampling)
             settings.largeFailureToSmall = remote.fallsBackToSmall
+            // The settings of the relay modes are part of the configuration: a re-run with other cues,
+            // another head or other draft settings must not join this run.
+            var extra = ["chat_template": "\(template)", "context": "\(model.ctxSize)",
+                         "draft": "max=\(settings.draft.max) min=\(settings.draft.min) p-min=\(settings.draft.pMin) vocab=\(settings.draft.vocabulary)",
+                         "relay_head": relay.relayHead ?? "shipped"]
+            if let cues = try settings.cues ?? large.flatMap({ try CueSet.shipped(for: $0) }) {
+                extra["cues"] = cues.cues.map(\.text).joined(separator: " | ")
+            }
+            if let remoteLarge { extra["large_url"] = remoteLarge.name }
+            let config = EvalConfig(task: task, selection: selection, systemPrompt: system, maxTokens: maxTokens,
+                                    sampling: SamplingConfig(temperature: Double(temperature), seed: seed), models: models, extra: extra)
+            var set = taskSet
+            set.problems = problems
             var runner = EvalRunner(task: set, config: config, modes: specs, large: large, small: small, contextSize: model.ctxSize,
                                     settings: settings, chatTemplate: template)
             runner.remote = remoteLarge

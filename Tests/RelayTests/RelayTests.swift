@@ -110,6 +110,30 @@ struct RelayGenTests {
         #expect((r.tokensByRole[.small] ?? 0) > 0 && (r.tokensByRole[.large] ?? 0) > 0)
     }
 
+    @Test("with small-p-min the large model takes a segment back at the small model's first unsure token")
+    func smallConfidenceGate() throws {
+        let m = Models.smol
+        func run(_ pMin: Float) throws -> RelayResult {
+            var settings = RelayGen.Settings(cues: ["The", "is", "a"])
+            settings.smallPMin = pMin
+            let relay = RelayGen(large: Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy),
+                                 small: Solo(session: Session(model: m, contextSize: 1024), role: .small, sampling: .greedy),
+                                 tokenizer: m.tokenizer, settings: settings)
+            var options = GenerationOptions()
+            options.maxTokens = 96
+            options.sampling = .greedy
+            return try generate(relay, prompt: try chatPrompt(m, "Describe the city of Paris in a few sentences."), tokenizer: m.tokenizer,
+                                contextSize: 1024, options: options)
+        }
+        let open = try run(0), never = try run(1), some = try run(0.5)
+        // p(top1) < 1 always: every segment goes back to the large model before its first token.
+        #expect(never.handovers > 0 && never.tokensByRole[.small] == nil)
+        let smallShare = { (r: RelayResult) in r.tokensByRole[.small] ?? 0 }
+        #expect(smallShare(open) > smallShare(some) && smallShare(some) > 0)
+        // The same model on both sides: the text does not change.
+        #expect(open.text == never.text && open.text == some.text)
+    }
+
     @Test("a malformed or empty cue file is a clear error")
     func badCueFile() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-cues-\(UUID().uuidString)")
