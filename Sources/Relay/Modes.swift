@@ -53,6 +53,7 @@ public enum Modes {
         if let v = parameters["draft-max"].flatMap(Int.init) { draft.max = v }
         if let v = parameters["draft-min"].flatMap(Int.init) { draft.min = v }
         if let v = parameters["draft-p-min"].flatMap(Float.init) { draft.pMin = v }
+        if let v = parameters["adaptive"] { draft.adaptive = v != "0" && v != "off" }
 
         func need(_ role: Role) throws -> Session {
             if role == .large, pair.large == nil, pair.remote != nil { throw ModeError.needsLocalLarge(mode: name) }

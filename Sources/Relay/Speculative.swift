@@ -1,3 +1,4 @@
+import Dispatch
 import Engine
 
 /// Draft-length settings, with llama.cpp's flag names.
@@ -12,7 +13,82 @@ public struct DraftParams: Sendable, Equatable, Codable {
     /// byte-level BPE ids run roughly from frequent to rare, and a quarter of the Qwen 0.5B's bytes
     /// are its output layer. Drafts are only proposals, so this changes speed, never the output.
     public var vocabulary = 32768
+    /// Draft at most as many tokens as pay off, given the measured cost of a draft step, of a
+    /// verification over n positions and the recent acceptance rate (none when verifying costs
+    /// more than it returns). Verification is compute-bound, so its cost moves with the machine.
+    public var adaptive = true
     public init() {}
+}
+
+/// Picks the draft length that maximises expected tokens per second. Costs are running estimates:
+/// a draft step (EMA), and a verification over n positions fitted as a + b (n - 1) by least
+/// squares with exponential forgetting; acceptance is an EMA over drafted tokens. With k drafts
+/// each accepted with probability p, a round yields 1 + p + ... + p^k tokens and costs
+/// k * draft + verify(k + 1).
+public struct DraftController: Sendable {
+    public private(set) var acceptance = 0.8
+    public private(set) var draftMs: Double?
+    var sw = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0
+    /// Rounds since the last one with drafts: every `explore` rounds without drafting, one full
+    /// draft keeps the estimates current.
+    var plainRounds = 0
+    let explore = 16
+    let decay = 0.97
+
+    public init() {}
+
+    /// Verification time over n positions; nil until two different n were seen.
+    public func verifyMs(_ n: Int) -> Double? {
+        let det = sw * sxx - sx * sx
+        guard sw > 0, det > 1e-9 * max(1, sw * sxx) else { return nil }
+        let b = max(0, (sw * sxy - sx * sy) / det)
+        let a = (sy - b * sx) / sw
+        return a + b * Double(n - 1)
+    }
+
+    public mutating func observeVerify(positions n: Int, ms: Double) {
+        let x = Double(n - 1)
+        sw = decay * sw + 1
+        sx = decay * sx + x
+        sy = decay * sy + ms
+        sxx = decay * sxx + x * x
+        sxy = decay * sxy + x * ms
+    }
+
+    public mutating func observeDraft(steps: Int, ms: Double) {
+        guard steps > 0 else { return }
+        let per = ms / Double(steps)
+        draftMs = draftMs.map { 0.9 * $0 + 0.1 * per } ?? per
+    }
+
+    /// `accepted` of `proposed` drafts: the accepted ones count as successes, the first rejected one
+    /// as a failure (the rest were never tested).
+    public mutating func observeAcceptance(proposed: Int, accepted: Int) {
+        for i in 0..<min(proposed, accepted + 1) {
+            acceptance = 0.95 * acceptance + 0.05 * (i < accepted ? 1 : 0)
+        }
+    }
+
+    /// The draft length for the next round, at most `max`.
+    public mutating func length(max: Int) -> Int {
+        guard let d = draftMs, let v1 = verifyMs(1) else { return max }
+        var best = 0, bestRate = 1 / v1
+        var tokens = 1.0, power = 1.0
+        for k in 1...Swift.max(1, max) where k <= max {
+            power *= acceptance
+            tokens += power
+            guard let v = verifyMs(k + 1) else { break }
+            let rate = tokens / (Double(k) * d + v)
+            if rate > bestRate { best = k; bestRate = rate }
+        }
+        if best == 0 {
+            plainRounds += 1
+            if plainRounds >= explore { plainRounds = 0; return max }
+        } else {
+            plainRounds = 0
+        }
+        return best
+    }
 }
 
 /// Speculative decoding (Leviathan et al. 2023; Chen et al. 2023): the small model proposes a few
@@ -21,7 +97,7 @@ public struct DraftParams: Sendable, Equatable, Codable {
 /// model's: at temperature 0 the output is exactly the large model's greedy output; when sampling,
 /// the rejection rule keeps the large model's distribution exactly.
 ///
-/// Limits: both models must share one vocabulary. The draft length adapts only through `pMin`.
+/// Limits: both models must share one vocabulary.
 public final class Speculative: DecodingStrategy {
     public let target: Session
     public let draft: Session
@@ -30,6 +106,7 @@ public final class Speculative: DecodingStrategy {
     var draftSampler: Sampler
     public private(set) var drafted = 0
     public private(set) var accepted = 0
+    public private(set) var controller = DraftController()
 
     public init(target: Session, draft: Session, sampling: SamplingParams, draftParams: DraftParams) throws {
         try requireSharedVocabulary(target.model, draft.model)
@@ -46,19 +123,32 @@ public final class Speculative: DecodingStrategy {
 
     public func step(context: [Int32]) throws -> Step {
         let room = target.contextSize - context.count - 1
-        let (proposal, draftDists) = try propose(context: context, limit: Swift.min(params.max, room))
+        let limit = Swift.min(params.adaptive ? controller.length(max: params.max) : params.max, room)
+        var clock = DispatchTime.now().uptimeNanoseconds
+        func lap() -> Double {
+            let now = DispatchTime.now().uptimeNanoseconds
+            defer { clock = now }
+            return Double(now - clock) / 1e6
+        }
+        let (proposal, draftDists, steps) = try propose(context: context, limit: limit)
+        controller.observeDraft(steps: steps, ms: lap())
         let scores = try score(context: context, proposal: proposal)
+        controller.observeVerify(positions: proposal.count + 1, ms: lap())
         let tokens = verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
         drafted += proposal.count
         accepted += tokens.count - 1
+        controller.observeAcceptance(proposed: proposal.count, accepted: tokens.count - 1)
         return Step(tokens: tokens, role: .large)
     }
 
-    /// The small model drafts up to `limit` tokens, stopping early when it is unsure.
-    func propose(context: [Int32], limit: Int) throws -> ([Int32], [[Candidate]]) {
+    /// The small model drafts up to `limit` tokens, stopping early when it is unsure; also returns
+    /// the forwards it ran.
+    func propose(context: [Int32], limit: Int) throws -> ([Int32], [[Candidate]], Int) {
         var proposal: [Int32] = []
         var dists: [[Candidate]] = []
+        var steps = 0
         while proposal.count < limit {
+            steps += 1
             let logits = try draft.sync(to: context + proposal, vocabulary: params.vocabulary > 0 ? params.vocabulary : nil)
             let dist = logits.withUnsafeBufferPointer { draftSampler.distribution($0, history: context + proposal) }
             // Greedy distributions are one-hot, so confidence is read off the softmax itself.
@@ -68,8 +158,8 @@ public final class Speculative: DecodingStrategy {
             proposal.append(token)
             dists.append(dist)
         }
-        if proposal.count < params.min { return ([], []) }
-        return (proposal, dists)
+        if proposal.count < params.min { return ([], [], steps) }
+        return (proposal, dists, steps)
     }
 
     /// The large model's logits after the context and after each drafted token: proposal.count + 1 rows.

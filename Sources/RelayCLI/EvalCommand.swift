@@ -75,7 +75,8 @@ extension RelayCommand.EvalCommand {
             // The settings of the relay modes are part of the configuration: a re-run with other cues,
             // another head or other draft settings must not join this run.
             var extra = ["chat_template": "\(template)", "context": "\(model.ctxSize)",
-                         "draft": "max=\(settings.draft.max) min=\(settings.draft.min) p-min=\(settings.draft.pMin) vocab=\(settings.draft.vocabulary)",
+                         "draft": "max=\(settings.draft.max) min=\(settings.draft.min) p-min=\(settings.draft.pMin) vocab=\(settings.draft.vocabulary)"
+                             + (settings.draft.adaptive ? " adaptive" : ""),
                          "relay_head": relay.relayHead ?? "shipped"]
             if let cues = try settings.cues ?? large.flatMap({ try CueSet.shipped(for: $0) }) {
                 extra["cues"] = cues.cues.map(\.text).joined(separator: " | ")

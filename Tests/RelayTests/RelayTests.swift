@@ -34,6 +34,31 @@ struct SpeculativeTests {
         #expect(fast.tokensByRole[.large] == fast.tokens.count)
     }
 
+    @Test("the adaptive draft length follows measured costs: several drafts when verifying is cheap, none when it is not")
+    func draftController() {
+        func trained(verify: (Int) -> Double, draft: Double, acceptance: Double) -> DraftController {
+            var c = DraftController()
+            for round in 0..<200 {
+                let n = round % 5 + 1
+                c.observeVerify(positions: n, ms: verify(n))
+                c.observeDraft(steps: 4, ms: 4 * draft)
+                c.observeAcceptance(proposed: 10, accepted: Double(round % 10) < acceptance * 10 ? 10 : 0)
+            }
+            return c
+        }
+        var fresh = DraftController()
+        #expect(fresh.length(max: 4) == 4)   // nothing measured yet: draft fully
+        // Verifying 5 positions costs 2x one: drafting pays (1.5B with the packed kernels).
+        var cheap = trained(verify: { 30 + 7.5 * Double($0 - 1) }, draft: 10, acceptance: 0.9)
+        #expect(abs((cheap.verifyMs(5) ?? 0) - 60) < 1e-6)
+        #expect(cheap.length(max: 4) >= 2)
+        // Verifying costs 25 ms a position more: plain decoding is faster, except for one
+        // exploring round in every 16.
+        var dear = trained(verify: { 30 + 25 * Double($0 - 1) }, draft: 12, acceptance: 0.9)
+        let lengths = (0..<32).map { _ in dear.length(max: 4) }
+        #expect(lengths.filter { $0 == 0 }.count == 30 && lengths.filter { $0 == 4 }.count == 2)
+    }
+
     @Test("the rejection rule keeps the target distribution exactly")
     func rejectionSamplingIsExact() {
         let p = [Candidate(id: 0, p: 0.5), Candidate(id: 1, p: 0.3), Candidate(id: 2, p: 0.15), Candidate(id: 3, p: 0.05)]
