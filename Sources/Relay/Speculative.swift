@@ -130,10 +130,17 @@ public final class Speculative: DecodingStrategy {
             defer { clock = now }
             return Double(now - clock) / 1e6
         }
-        let (proposal, draftDists, steps) = try propose(context: context, limit: limit)
-        controller.observeDraft(steps: steps, ms: lap())
+        let (proposal, draftDists, steps, firstMs) = try propose(context: context, limit: limit)
+        // The first forward also catches up on the tokens the small model has not seen (many after
+        // rounds without drafts): only the later ones measure what one more draft costs.
+        let ms = lap()
+        if steps > 1 { controller.observeDraft(steps: steps - 1, ms: ms - firstMs) }
+        // Positions the large model has yet to see: more than the proposal and one token only when
+        // it also prefills (the prompt), which says nothing about the cost of verifying.
+        let unseen = context.count + proposal.count - commonPrefix(target.tokens, context + proposal)
         let scores = try score(context: context, proposal: proposal)
-        controller.observeVerify(positions: proposal.count + 1, ms: lap())
+        let verifyMs = lap()
+        if unseen == proposal.count + 1 { controller.observeVerify(positions: unseen, ms: verifyMs) }
         let tokens = verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
         drafted += proposal.count
         accepted += tokens.count - 1
@@ -142,12 +149,14 @@ public final class Speculative: DecodingStrategy {
     }
 
     /// The small model drafts up to `limit` tokens, stopping early when it is unsure; also returns
-    /// the forwards it ran.
-    func propose(context: [Int32], limit: Int) throws -> ([Int32], [[Candidate]], Int) {
+    /// the forwards it ran and how long the first one took.
+    func propose(context: [Int32], limit: Int) throws -> ([Int32], [[Candidate]], Int, Double) {
         var proposal: [Int32] = []
         var dists: [[Candidate]] = []
-        var steps = 0
+        var steps = 0, firstMs = 0.0
+        let start = DispatchTime.now().uptimeNanoseconds
         while proposal.count < limit {
+            if steps == 1 { firstMs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 }
             steps += 1
             let logits = try draft.sync(to: context + proposal, vocabulary: params.vocabulary > 0 ? params.vocabulary : nil)
             let dist = logits.withUnsafeBufferPointer { draftSampler.distribution($0, history: context + proposal) }
@@ -158,8 +167,8 @@ public final class Speculative: DecodingStrategy {
             proposal.append(token)
             dists.append(dist)
         }
-        if proposal.count < params.min { return ([], [], steps) }
-        return (proposal, dists, steps)
+        if proposal.count < params.min { return ([], [], steps, firstMs) }
+        return (proposal, dists, steps, firstMs)
     }
 
     /// The large model's logits after the context and after each drafted token: proposal.count + 1 rows.
@@ -236,4 +245,10 @@ func requireSharedVocabulary(_ a: Model, _ b: Model) throws {
         detail = nil
     }
     if let detail { throw RelayError.vocabularyMismatch(large: a.file.path, small: b.file.path, detail: detail) }
+}
+
+func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
+    var i = 0
+    while i < a.count, i < b.count, a[i] == b[i] { i += 1 }
+    return i
 }
