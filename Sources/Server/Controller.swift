@@ -93,8 +93,17 @@ final class CompletionsController: @unchecked Sendable {
         } catch {
             let e = Self.apiError(error)
             metrics.request(endpoint: endpoint, status: e.status, seconds: Date().timeIntervalSince(started))
-            return errorResponse(e)
+            return Self.closing(errorResponse(e))
         }
+        return Self.closing(response)
+    }
+
+    /// Completions close their connection: the inbound-close watch that cancels a generation when
+    /// its client goes away can otherwise swallow the next request on a kept-alive connection
+    /// (seen as "server disconnected" in about 1 of 10 second requests).
+    static func closing(_ response: Response) -> Response {
+        var response = response
+        response.headers[.connection] = "close"
         return response
     }
 
