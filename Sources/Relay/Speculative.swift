@@ -74,7 +74,7 @@ public struct DraftController: Sendable {
         guard let d = draftMs, let v1 = verifyMs(1) else { return max }
         var best = 0, bestRate = 1 / v1
         var tokens = 1.0, power = 1.0
-        for k in 1...Swift.max(1, max) where k <= max {
+        for k in stride(from: 1, through: max, by: 1) {
             power *= acceptance
             tokens += power
             guard let v = verifyMs(k + 1) else { break }
@@ -137,7 +137,7 @@ public final class Speculative: DecodingStrategy {
         if steps > 1 { controller.observeDraft(steps: steps - 1, ms: ms - firstMs) }
         // Positions the large model has yet to see: more than the proposal and one token only when
         // it also prefills (the prompt), which says nothing about the cost of verifying.
-        let unseen = context.count + proposal.count - commonPrefix(target.tokens, context + proposal)
+        let unseen = context.count + proposal.count - target.sharedPrefix(context + proposal)
         let scores = try score(context: context, proposal: proposal)
         let verifyMs = lap()
         if unseen == proposal.count + 1 { controller.observeVerify(positions: unseen, ms: verifyMs) }
@@ -245,10 +245,4 @@ func requireSharedVocabulary(_ a: Model, _ b: Model) throws {
         detail = nil
     }
     if let detail { throw RelayError.vocabularyMismatch(large: a.file.path, small: b.file.path, detail: detail) }
-}
-
-func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
-    var i = 0
-    while i < a.count, i < b.count, a[i] == b[i] { i += 1 }
-    return i
 }

@@ -59,12 +59,7 @@ final class SlotPool: @unchecked Sendable {
             self.pair = pair
         }
         /// Tokens this slot's caches already hold in common with `prompt`.
-        func sharedPrefix(_ prompt: [Int32]) -> Int {
-            let held = pair.large?.tokens ?? pair.small?.tokens ?? []
-            var n = 0
-            while n < held.count, n < prompt.count, held[n] == prompt[n] { n += 1 }
-            return n
-        }
+        func sharedPrefix(_ prompt: [Int32]) -> Int { (pair.large ?? pair.small)?.sharedPrefix(prompt) ?? 0 }
     }
 
     let slots: [Slot]

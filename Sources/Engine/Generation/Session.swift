@@ -27,6 +27,13 @@ public final class Session: @unchecked Sendable {
     public var keepsHidden = false
     public private(set) var hidden: [Float] = []
 
+    /// How many leading tokens of `target` the cache already holds.
+    public func sharedPrefix(_ target: [Int32]) -> Int {
+        var n = 0
+        while n < tokens.count, n < target.count, tokens[n] == target[n] { n += 1 }
+        return n
+    }
+
     /// Makes the cache hold exactly `target` and returns logits: for the last position, or with
     /// `logitsFrom`, one row for each position from that index on (those are re-evaluated); with
     /// `vocabulary`, over only the first that many token ids.
@@ -34,9 +41,7 @@ public final class Session: @unchecked Sendable {
     public func sync(to target: [Int32], logitsFrom: Int? = nil, vocabulary: Int? = nil) throws -> [Float] {
         guard !target.isEmpty else { throw ModelError.emptyInput }
         guard target.count <= cache.capacity else { throw ModelError.contextOverflow(needed: target.count, contextSize: cache.capacity) }
-        var keep = 0
-        let limit = min(tokens.count, target.count)
-        while keep < limit && tokens[keep] == target[keep] { keep += 1 }
+        var keep = sharedPrefix(target)
         // The last position must be evaluated to have its logits.
         keep = min(keep, target.count - 1, logitsFrom ?? Int.max)
         cache.truncate(to: keep)
