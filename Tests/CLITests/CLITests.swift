@@ -208,5 +208,7 @@ struct EvalCLITests {
         #expect(badMode.status != 0 && badMode.stderr.contains("fastest"), "\(badMode.stderr)")
         let badVocab = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative", "--draft-vocab=-5", "-p", "x"])
         #expect(badVocab.status != 0 && badVocab.stderr.contains("--draft-vocab"), "\(badVocab.stderr)")
+        let badAdaptive = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative", "--draft-adaptive", "maybe", "-p", "x"])
+        #expect(badAdaptive.status != 0 && badAdaptive.stderr.contains("--draft-adaptive must be on or off"), "\(badAdaptive.stderr)")
     }
 }
