@@ -2,13 +2,17 @@
 """Load benchmark: relay serve against llama.cpp's llama-server on the same GGUF, same run, loopback.
 
 Usage: python3 scripts/bench_server.py RELAY LLAMA_SERVER [--model qwen2.5-coder-0.5b] [--np 4]
-                                       [--clients 1,4,16] [--tokens 96] [--threads 2]
+                                       [--clients 1,4,16] [--tokens 96] [--threads 2] [--rounds 5]
 
 For each server and each number of concurrent clients, every client sends chat requests (greedy,
 `max_tokens` tokens, a different prompt each) until the level's request count is reached
 (max(4, clients)). Throughput is generated tokens over wall time; latency is per request.
 A response is counted as corrupted when its text differs from the same prompt's answer from the same
 server with one client (greedy decoding must not depend on what else is running).
+
+Both servers stay up and take turns, level by level, for --rounds rounds; the table gives each
+level's median round. This host's speed drifts by up to 1.5x over minutes (compute more than memory
+bandwidth), so one pass per server would compare two different machines.
 """
 import argparse
 import concurrent.futures as cf
@@ -76,25 +80,37 @@ def run_level(client, model, clients, requests, tokens):
             "texts": {r[0]: r[3] for r in results}}
 
 
-def bench(name, cmd, base, model, levels, tokens):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_health(base, proc)
-        client = openai.OpenAI(base_url=base + "/v1", api_key="bench", max_retries=0, timeout=600)
-        run_level(client, model, 1, 1, 8)  # warm-up: page in the weights
-        rows, reference = [], {}
-        for c in levels:
-            r = run_level(client, model, c, max(4, c), tokens)
-            if c == levels[0]:
-                reference = r["texts"]
-            r["corrupted"] = sum(1 for i, t in r["texts"].items() if i in reference and reference[i] != t)
-            rows.append(r)
-            print(f"  {name} {c:>2} clients: {r['tps']:.1f} tok/s, p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, "
-                  f"{r['failures']} failed, {r['corrupted']} differ", file=sys.stderr)
-        return rows
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+class Server:
+    def __init__(self, name, cmd, base, model):
+        self.name, self.model, self.base = name, model, base
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_health(base, self.proc)
+        self.client = openai.OpenAI(base_url=base + "/v1", api_key="bench", max_retries=0, timeout=600)
+        run_level(self.client, model, 1, 1, 8)  # warm-up: page in the weights
+        self.reference = {}
+        self.rounds = {}  # clients -> results of every round
+
+    def level(self, clients, tokens):
+        r = run_level(self.client, self.model, clients, max(4, clients), tokens)
+        if not self.reference:
+            self.reference = r["texts"]
+        r["corrupted"] = sum(1 for i, t in r["texts"].items() if i in self.reference and self.reference[i] != t)
+        self.rounds.setdefault(clients, []).append(r)
+        print(f"  {self.name} {clients:>2} clients: {r['tps']:.1f} tok/s, p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, "
+              f"{r['failures']} failed, {r['corrupted']} differ", file=sys.stderr)
+
+    def median(self, clients):
+        rs = sorted(self.rounds[clients], key=lambda r: r["tps"])
+        m = dict(rs[len(rs) // 2])
+        m["failures"] = sum(r["failures"] for r in rs)
+        m["corrupted"] = sum(r["corrupted"] for r in rs)
+        m["requests"] = sum(r["requests"] for r in rs)
+        m["range"] = (rs[0]["tps"], rs[-1]["tps"])
+        return m
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
 
 
 def main():
@@ -106,30 +122,41 @@ def main():
     ap.add_argument("--clients", default="1,4,16")
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     levels = [int(x) for x in a.clients.split(",")]
     path = subprocess.run([a.relay, "models", "list"], capture_output=True, text=True, check=True).stdout
     gguf = next(line.split()[-1] for line in path.splitlines() if line.split() and line.split()[0] == a.model)
 
-    port = free_port()
-    relay = bench("relay", [a.relay, "serve", "-m", gguf, "--port", str(port), "-np", str(a.np), "--queue", "64", "-t", str(a.threads),
-                            "-c", "1024", "--model-id", a.model],
-                  f"http://127.0.0.1:{port}", a.model, levels, a.tokens)
-    port = free_port()
-    llama = bench("llama-server", [a.llama_server, "-m", gguf, "--port", str(port), "--host", "127.0.0.1", "-np", str(a.np),
-                                   "-t", str(a.threads), "-c", str(1024 * a.np), "--alias", a.model],
-                  f"http://127.0.0.1:{port}", a.model, levels, a.tokens)
+    servers = []
+    try:
+        port = free_port()
+        servers.append(Server("relay", [a.relay, "serve", "-m", gguf, "--port", str(port), "-np", str(a.np), "--queue", "64",
+                                        "-t", str(a.threads), "-c", "1024", "--model-id", a.model], f"http://127.0.0.1:{port}", a.model))
+        port = free_port()
+        servers.append(Server("llama-server", [a.llama_server, "-m", gguf, "--port", str(port), "--host", "127.0.0.1", "-np", str(a.np),
+                                               "-t", str(a.threads), "-c", str(1024 * a.np), "--alias", a.model],
+                              f"http://127.0.0.1:{port}", a.model))
+        for _ in range(a.rounds):
+            for c in levels:
+                for s in servers:
+                    s.level(c, a.tokens)
+    finally:
+        for s in servers:
+            s.stop()
 
-    print(f"{a.model}, {a.tokens}-token greedy answers, -np {a.np}, {a.threads} threads, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("| server | clients | requests | failed | differ | tokens/s | vs 1 client | p50 s | p99 s |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for name, rows in [("relay", relay), ("llama-server", llama)]:
+    print(f"{a.model}, {a.tokens}-token greedy answers, -np {a.np}, {a.threads} threads, median of {a.rounds} rounds, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("| server | clients | requests | failed | differ | tokens/s (median) | range | vs 1 client | p50 s | p99 s |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    out = {}
+    for s in servers:
+        rows = [s.median(c) for c in levels]
+        out[s.name] = [{k: v for k, v in r.items() if k != "texts"} for r in rows]
         for r in rows:
-            print(f"| {name} | {r['clients']} | {r['requests']} | {r['failures']} | {r['corrupted']} | {r['tps']:.1f} | "
-                  f"{r['tps'] / rows[0]['tps']:.2f}x | {r['p50']:.2f} | {r['p99']:.2f} |")
-    json.dump({"relay": [{k: v for k, v in r.items() if k != "texts"} for r in relay],
-               "llama": [{k: v for k, v in r.items() if k != "texts"} for r in llama]},
-              open(os.environ.get("BENCH_JSON", "/dev/null"), "w"))
+            print(f"| {s.name} | {r['clients']} | {r['requests']} | {r['failures']} | {r['corrupted']} | {r['tps']:.1f} | "
+                  f"{r['range'][0]:.0f}–{r['range'][1]:.0f} | {r['tps'] / rows[0]['tps']:.2f}x | {r['p50']:.2f} | {r['p99']:.2f} |")
+    json.dump(out, open(os.environ.get("BENCH_JSON", "/dev/null"), "w"))
 
 
 if __name__ == "__main__":

@@ -49,11 +49,16 @@ public enum Modes {
             solo.topLogprobs = n
             return solo
         }
+        func parameter<T>(_ key: String, _ parse: (String) -> T?, default value: T, valid: (T) -> Bool) throws -> T {
+            guard let text = parameters[key] else { return value }
+            guard let v = parse(text), valid(v) else { throw ModeError.badParameter(mode: name, key: key, value: text) }
+            return v
+        }
         var draft = settings.draft
-        if let v = parameters["draft-max"].flatMap(Int.init) { draft.max = v }
-        if let v = parameters["draft-min"].flatMap(Int.init) { draft.min = v }
-        if let v = parameters["draft-p-min"].flatMap(Float.init) { draft.pMin = v }
-        if let v = parameters["adaptive"] { draft.adaptive = v != "0" && v != "off" }
+        draft.max = try parameter("draft-max", { Int($0) }, default: draft.max, valid: { $0 >= 0 })
+        draft.min = try parameter("draft-min", { Int($0) }, default: draft.min, valid: { $0 >= 0 })
+        draft.pMin = try parameter("draft-p-min", { Float($0) }, default: draft.pMin, valid: { (0...1).contains($0) })
+        draft.adaptive = try parameter("adaptive", { ["on": true, "1": true, "off": false, "0": false][$0] }, default: draft.adaptive, valid: { _ in true })
 
         func need(_ role: Role) throws -> Session {
             if role == .large, pair.large == nil, pair.remote != nil { throw ModeError.needsLocalLarge(mode: name) }
@@ -79,17 +84,13 @@ public enum Modes {
             if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
             var gen = RelayGen.Settings(cues: cues)
             gen.smallPMin = try parameter("small-p-min", { Float($0) }, default: 0, valid: { (0...1).contains($0) })
+            gen.checkPMin = try parameter("check-p-min", { Float($0) }, default: 0, valid: { (0...1).contains($0) })
             // A remote model stops at a cue or an answer marker, where the hand-over happens.
             let driver: DecodingStrategy = speculative
                 ? try Speculative(target: try need(.large), draft: small, sampling: settings.sampling, draftParams: draft)
                 : try largeWriter(stops: cues + gen.answerMarkers)
-            return RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
-                            tokenizer: small.model.tokenizer, settings: gen)
-        }
-        func parameter<T>(_ key: String, _ parse: (String) -> T?, default value: T, valid: (T) -> Bool) throws -> T {
-            guard let text = parameters[key] else { return value }
-            guard let v = parse(text), valid(v) else { throw ModeError.badParameter(mode: name, key: key, value: text) }
-            return v
+            return try RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
+                                tokenizer: small.model.tokenizer, settings: gen, sampling: settings.sampling)
         }
         func relayLLM(policy: CallPolicy?, maxCalls: Int) throws -> DecodingStrategy {
             let small = try need(.small)

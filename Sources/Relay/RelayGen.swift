@@ -18,6 +18,10 @@ public final class RelayGen: DecodingStrategy {
         /// Not in the paper: the large model also takes back a segment as soon as the small model's
         /// top-1 probability falls under this (0: never), before the token it was unsure of.
         public var smallPMin: Float = 0
+        /// Not in the paper: the large model checks each small segment in the forward that catches
+        /// its cache up anyway, and takes over at the first token it gives a probability under this
+        /// (0: no check). Needs the large model's logits, so a local large model.
+        public var checkPMin: Float = 0
         public init(cues: [String]) { self.cues = cues }
     }
 
@@ -33,14 +37,26 @@ public final class RelayGen: DecodingStrategy {
     var segmentStart: String.Index
     var promptCount: Int?
     public private(set) var handovers = 0
+    /// Small-model tokens the large model's check replaced, and the token it wrote instead, which
+    /// its next turn starts with.
+    public private(set) var corrections = 0
+    var correction: Int32?
+    let checkSession: Session?
+    var checkSampler: Sampler
 
-    public init(large: DecodingStrategy, small: Solo, tokenizer: Tokenizer, settings: Settings) {
+    public init(large: DecodingStrategy, small: Solo, tokenizer: Tokenizer, settings: Settings,
+                sampling: SamplingParams = SamplingParams()) throws {
         self.large = large
         self.small = small
         small.tracksConfidence = settings.smallPMin > 0
         self.settings = settings
         self.tokenizer = tokenizer
         segmentStart = text.startIndex
+        checkSession = settings.checkPMin > 0 ? large.sessions[.large] : nil
+        if settings.checkPMin > 0, checkSession == nil { throw RelayGenError.checkNeedsLocalLarge }
+        var checkSampling = sampling
+        checkSampling.seed = sampling.seed.map { $0 &+ 2 }
+        checkSampler = Sampler(checkSampling)
     }
 
     public var sessions: [Role: Session] { large.sessions.merging(small.sessions) { a, _ in a } }
@@ -54,7 +70,13 @@ public final class RelayGen: DecodingStrategy {
         if promptCount == nil { promptCount = context.count }
         switch turn {
         case .large(let written):
-            var step = try large.step(context: context, atMost: limit)
+            var step: Step
+            if let token = correction {
+                correction = nil
+                step = Step(tokens: [token], role: .large)
+            } else {
+                step = try large.step(context: context, atMost: limit)
+            }
             // Check at every token boundary of the step: a cue or marker cuts the step there.
             var kept: [Int32] = []
             for token in step.tokens {
@@ -72,6 +94,9 @@ public final class RelayGen: DecodingStrategy {
             if case .large = turn { turn = .large(written: written + kept.count) }
             step.tokens = kept
             return step
+
+        case .small where checkSession != nil:
+            return try checkedSegment(context: context, limit: limit)
 
         case .small:
             let step = try small.step(context: context)
@@ -95,6 +120,65 @@ public final class RelayGen: DecodingStrategy {
             text += tokenizer.decode(step.tokens)
             return step
         }
+    }
+
+    /// The small model writes its whole segment, then the large model scores it in one forward
+    /// (the one that catches its cache up) and keeps the longest prefix it finds plausible; at the
+    /// first token under `checkPMin` it writes that position itself, as its next turn's first token.
+    /// A fully kept segment also yields the large model's next token from the same forward.
+    func checkedSegment(context: [Int32], limit: Int) throws -> Step {
+        let session = checkSession!
+        let start = text.endIndex
+        var segment: [Int32] = [], pieces: [String] = [], logprobs: [TokenLogprob] = []
+        var next = Turn.large(written: 0)
+        while segment.count < limit {
+            let step = try small.step(context: context + segment)
+            let token = step.tokens[0], piece = tokenizer.decode([token])
+            if tokenizer.endOfGeneration.contains(token) { segment.append(token); pieces.append(""); break }
+            // The sentence is complete (or the small model unsure): this token is the large model's.
+            if sentenceEnded(before: piece) || small.confidence < settings.smallPMin { break }
+            segment.append(token)
+            pieces.append(piece)
+            logprobs += step.logprobs ?? []
+            text += piece
+            if endsWithMarker() { next = .answer; break }
+            if text[segmentStart...].contains("\n\n") { break }
+        }
+        guard !segment.isEmpty else {
+            hand(to: .large(written: 0))
+            return try step(context: context, atMost: limit)
+        }
+        // Row i: the large model's distribution for segment[i]; the last row follows the segment.
+        let rows = try session.sync(to: context + segment, logitsFrom: context.count - 1)
+        let V = session.model.config.vocabSize
+        var kept = segment.count
+        rows.withUnsafeBufferPointer { all in
+            for i in 0...segment.count {
+                let row = UnsafeBufferPointer(rebasing: all[i * V ..< (i + 1) * V])
+                if i < segment.count, probability(of: segment[i], in: row) >= settings.checkPMin { continue }
+                kept = i
+                // A stop at the end of text or the answer marker leaves the rest to the usual turns.
+                if i == segment.count, next == .answer || tokenizer.endOfGeneration.contains(segment[i - 1]) { break }
+                correction = checkSampler.sample(row, history: context + segment[..<i])
+                break
+            }
+        }
+        if kept < segment.count {
+            corrections += 1
+            next = .large(written: 0)
+            text = String(text[..<start]) + pieces[..<kept].joined()
+        }
+        hand(to: next)
+        guard kept > 0 else { return try step(context: context, atMost: limit) }
+        return Step(tokens: Array(segment[..<kept]), role: .small, logprobs: logprobs.count >= kept ? Array(logprobs[..<kept]) : nil)
+    }
+
+    func probability(of token: Int32, in logits: UnsafeBufferPointer<Float>) -> Float {
+        var top = -Float.infinity
+        for l in logits { top = max(top, l) }
+        var sum: Float = 0
+        for l in logits { sum += expf(l - top) }
+        return expf(logits[Int(token)] - top) / sum
     }
 
     func hand(to next: Turn) {
@@ -132,4 +216,11 @@ public final class RelayGen: DecodingStrategy {
     }
 
     static let abbreviations: Set<String> = ["e.g", "i.e", "mr", "mrs", "ms", "dr", "vs", "etc", "approx", "no", "fig", "eq", "st"]
+}
+
+public enum RelayGenError: Error, CustomStringConvertible {
+    case checkNeedsLocalLarge
+    public var description: String {
+        "RelayGen's check (check-p-min) needs the large model's logits, so a local large model (-m LARGE): a remote one (--large-url) gives only text"
+    }
 }

@@ -154,8 +154,12 @@ struct RelayLLMTests {
         options.maxTokens = 20
         options.sampling = .greedy
         #expect(try generate(none, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
-        #expect(throws: ModeError.self) {
-            try Modes.make("confidence-router", parameters: ["threshold": "2"], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+        let bad = [("confidence-router", "threshold", "2"), ("speculative", "adaptive", "maybe"), ("speculative", "draft-max", "-1"),
+                   ("speculative", "draft-p-min", "1.5"), ("relaygen-sd", "check-p-min", "x")]
+        for (mode, key, value) in bad {
+            #expect(throws: ModeError.self, "\(mode):\(key)=\(value)") {
+                try Modes.make(mode, parameters: [key: value], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+            }
         }
     }
 

@@ -105,7 +105,7 @@ struct RelayGenTests {
         let cues = [" the", "The", "is", "a"].map { $0.trimmingCharacters(in: .whitespaces) }
         let large = Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy)
         let small = Solo(session: Session(model: m, contextSize: 1024), role: .small, sampling: .greedy)
-        let relay = RelayGen(large: large, small: small, tokenizer: m.tokenizer, settings: RelayGen.Settings(cues: cues))
+        let relay = try RelayGen(large: large, small: small, tokenizer: m.tokenizer, settings: RelayGen.Settings(cues: cues))
         var options = GenerationOptions()
         options.maxTokens = 160
         options.sampling = .greedy
@@ -141,7 +141,7 @@ struct RelayGenTests {
         func run(_ pMin: Float) throws -> RelayResult {
             var settings = RelayGen.Settings(cues: ["The", "is", "a"])
             settings.smallPMin = pMin
-            let relay = RelayGen(large: Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy),
+            let relay = try RelayGen(large: Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy),
                                  small: Solo(session: Session(model: m, contextSize: 1024), role: .small, sampling: .greedy),
                                  tokenizer: m.tokenizer, settings: settings)
             var options = GenerationOptions()
@@ -157,6 +157,29 @@ struct RelayGenTests {
         #expect(smallShare(open) > smallShare(some) && smallShare(some) > 0)
         // The same model on both sides: the text does not change.
         #expect(open.text == never.text && open.text == some.text)
+    }
+
+    @Test("with check-p-min the large model checks each small segment and takes over at its first implausible token")
+    func largeModelCheck() throws {
+        let m = Models.smol
+        func run(_ pMin: Float) throws -> (RelayResult, RelayGen) {
+            var settings = RelayGen.Settings(cues: ["The", "is", "a"])
+            settings.checkPMin = pMin
+            let relay = try RelayGen(large: Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy),
+                                     small: Solo(session: Session(model: m, contextSize: 1024), role: .small, sampling: .greedy),
+                                     tokenizer: m.tokenizer, settings: settings, sampling: .greedy)
+            var options = GenerationOptions()
+            options.maxTokens = 96
+            options.sampling = .greedy
+            let r = try generate(relay, prompt: try chatPrompt(m, "Describe the city of Paris in a few sentences."), tokenizer: m.tokenizer,
+                                 contextSize: 1024, options: options)
+            return (r, relay)
+        }
+        let (open, _) = try run(0), (lenient, lenientRelay) = try run(1e-6), (strict, strictRelay) = try run(1)
+        // The same model on both sides writes its own top-1 token: above any p >= 1/V, never p = 1.
+        #expect(lenientRelay.corrections == 0 && lenient.tokensByRole[.small] == open.tokensByRole[.small])
+        #expect(strictRelay.corrections > 0 && strict.tokensByRole[.small] == nil)
+        #expect(open.text == lenient.text && open.text == strict.text)
     }
 
     @Test("a malformed or empty cue file is a clear error")

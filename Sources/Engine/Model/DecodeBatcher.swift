@@ -6,9 +6,10 @@ import Foundation
 ///
 /// A step is queued; if no thread is running a batch of this model, its thread leads: it runs
 /// every queued step as one forward and wakes the others with their logits; otherwise it waits
-/// for the leader. No thread waits for a timer when alone: only when the previous batch had more
-/// sequences than are queued now does the leader wait (at most 5 ms) for the rest to arrive, so
-/// slots decoding in step stay in one batch instead of splitting into alternating small ones.
+/// for the leader. No thread waits for a timer when alone: only when sequences of the last two
+/// batches are missing from the queue does the leader wait (at most 5 ms) for them. Waiting for
+/// the last batch's size alone is not enough: 4 slots then settle into rotating batches of 3, the
+/// one left behind always joining the next batch with two of the others.
 /// A batch of one takes the single-sequence path, so one client gets exactly the numbers it got
 /// before.
 public final class DecodeBatcher: @unchecked Sendable {
@@ -28,7 +29,8 @@ public final class DecodeBatcher: @unchecked Sendable {
     nonisolated(unsafe) private static var counts = (batches: 0, steps: 0)
     private static let countsLock = NSLock()
     public static var totals: (batches: Int, steps: Int) { countsLock.withLock { counts } }
-    private var lastBatch = 1
+    /// The caches of the last two batches: the sequences expected in the next one.
+    private var recent: [Set<ObjectIdentifier>] = [[], []]
     /// A thread is running a batch; the others wait on `condition` for their logits.
     private var leading = false
     static let wait = 0.005
@@ -48,10 +50,11 @@ public final class DecodeBatcher: @unchecked Sendable {
             // Lead: wait a moment for the rest of the last batch, then run everything queued.
             leading = true
             let deadline = Date().addingTimeInterval(Self.wait)
-            while pending.count < lastBatch, condition.wait(until: deadline) {}
+            let expected = min(recent[0].union(recent[1]).count, model.maxBatch)
+            while pending.count < expected, condition.wait(until: deadline) {}
             let batch = Array(pending.prefix(model.maxBatch))
             pending.removeFirst(batch.count)
-            lastBatch = batch.count
+            recent = [recent[1], Set(batch.map { ObjectIdentifier($0.cache) })]
             condition.unlock()
             let logits = Model.engineLock.withLock { Self.evaluate(batch, model: model) }
             Self.countsLock.withLock { Self.counts.batches += 1; Self.counts.steps += batch.count }
