@@ -19,8 +19,9 @@ public final class RelayGen: DecodingStrategy {
         /// top-1 probability falls under this (0: never), before the token it was unsure of.
         public var smallPMin: Float = 0
         /// Not in the paper: the large model checks each small segment in the forward that catches
-        /// its cache up anyway, and takes over at the first token it gives a probability under this
-        /// (0: no check). Needs the large model's logits, so a local large model.
+        /// its cache up anyway, and takes over at the first token that is not its own top-1 and that
+        /// it gives a probability under this (0: no check; 1: the large model's greedy text). Needs
+        /// the large model's logits, so a local large model.
         public var checkPMin: Float = 0
         public init(cues: [String]) { self.cues = cues }
     }
@@ -124,7 +125,7 @@ public final class RelayGen: DecodingStrategy {
 
     /// The small model writes its whole segment, then the large model scores it in one forward
     /// (the one that catches its cache up) and keeps the longest prefix it finds plausible; at the
-    /// first token under `checkPMin` it writes that position itself, as its next turn's first token.
+    /// first implausible token it writes that position itself, as its next turn's first token.
     /// A fully kept segment also yields the large model's next token from the same forward.
     func checkedSegment(context: [Int32], limit: Int) throws -> Step {
         let session = checkSession!
@@ -155,7 +156,7 @@ public final class RelayGen: DecodingStrategy {
         rows.withUnsafeBufferPointer { all in
             for i in 0...segment.count {
                 let row = UnsafeBufferPointer(rebasing: all[i * V ..< (i + 1) * V])
-                if i < segment.count, probability(of: segment[i], in: row) >= settings.checkPMin { continue }
+                if i < segment.count, plausible(segment[i], in: row) { continue }
                 kept = i
                 // A stop at the end of text or the answer marker leaves the rest to the usual turns.
                 if i == segment.count, next == .answer || tokenizer.endOfGeneration.contains(segment[i - 1]) { break }
@@ -173,12 +174,16 @@ public final class RelayGen: DecodingStrategy {
         return Step(tokens: Array(segment[..<kept]), role: .small, logprobs: logprobs.count >= kept ? Array(logprobs[..<kept]) : nil)
     }
 
-    func probability(of token: Int32, in logits: UnsafeBufferPointer<Float>) -> Float {
+    /// The large model's own top-1 choice, or a token it gives at least `checkPMin`. So 1 keeps
+    /// only what greedy decoding of the large model would write, and 0 everything.
+    func plausible(_ token: Int32, in logits: UnsafeBufferPointer<Float>) -> Bool {
         var top = -Float.infinity
         for l in logits { top = max(top, l) }
+        let own = logits[Int(token)]
+        if own >= top { return true }
         var sum: Float = 0
         for l in logits { sum += expf(l - top) }
-        return expf(logits[Int(token)] - top) / sum
+        return expf(own - top) / sum >= settings.checkPMin
     }
 
     func hand(to next: Turn) {
