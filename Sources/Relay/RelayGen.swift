@@ -23,6 +23,10 @@ public final class RelayGen: DecodingStrategy {
         /// it gives a probability under this (0: no check; 1: the large model's greedy text). Needs
         /// the large model's logits, so a local large model.
         public var checkPMin: Float = 0
+        /// The check the relaygen modes run with a local large model. On the 12 of 100 GSM8K
+        /// problems that relaygen-sd without it lost against the large model alone, 0.05, 0.2 and
+        /// 0.5 won back 7, 9 and 12.
+        public static let defaultCheckPMin: Float = 0.5
         public init(cues: [String]) { self.cues = cues }
     }
 

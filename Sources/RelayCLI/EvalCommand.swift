@@ -81,7 +81,7 @@ extension RelayCommand.EvalCommand {
             if let cues = try settings.cues ?? large.flatMap({ try CueSet.shipped(for: $0) }) {
                 extra["cues"] = cues.cues.map(\.text).joined(separator: " | ")
             }
-            if let remoteLarge { extra["large_url"] = remoteLarge.name }
+            if let remoteLarge { extra["large_url"] = remoteLarge.name } else { extra["relaygen_check_p_min"] = "\(RelayGen.Settings.defaultCheckPMin)" }
             let config = EvalConfig(task: task, selection: selection, systemPrompt: system, maxTokens: maxTokens,
                                     sampling: SamplingConfig(temperature: Double(temperature), seed: seed), models: models, extra: extra)
             var set = taskSet
