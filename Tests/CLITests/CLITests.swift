@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the built `relay` executable (in the same build folder as this test bundle).
 struct Relay {
@@ -43,8 +44,7 @@ func scratchCopy(of path: String, bytes limit: Int? = nil, patch: (inout [UInt8]
     var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     if let limit { data = Array(data.prefix(limit)) }
     patch(&data)
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-cli-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = URL(fileURLWithPath: Scratch.directory("cli"))
     let out = dir.appendingPathComponent("model.gguf").path
     _ = FileManager.default.createFile(atPath: out, contents: Data(data))
     return out
@@ -156,7 +156,7 @@ struct CLITests {
 
 @Suite("relay eval end to end", .serialized)
 struct EvalCLITests {
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("relay-eval-\(UUID().uuidString)").path
+    let out = Scratch.directory("eval")
 
     func lines(_ file: String) throws -> [[String: Any]] {
         try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map {

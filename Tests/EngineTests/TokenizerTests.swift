@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import GGUF
 import Testing
+import TestSupport
 
 /// Where the tokenizer tests find their models and fixtures.
 enum TokenizerTestFiles {
@@ -254,7 +255,7 @@ struct TokenizerTests {
 
     @Test("a GGUF with a tokenizer other than byte-level BPE is rejected by name")
     func unsupportedModel() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("relay-spm-\(getpid()).gguf").path
+        let path = Scratch.directory("spm") + "/spm.gguf"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try writeMinimalGGUF(path: path, strings: ["tokenizer.ggml.model": "llama"])
         #expect(throws: TokenizerError.unsupportedModel("llama", path: path)) { try Tokenizer(path: path) }

@@ -1,17 +1,13 @@
 import Eval
 import Foundation
 import Testing
+import TestSupport
 
 /// The data directory `relay data fetch` fills ($RELAY_HOME/data, default ~/.cache/relay/data).
 let dataDirectory = TaskLoader.defaultDataDirectory()
 
-/// A fresh empty directory under the temporary directory.
-func temporaryDirectory(_ name: String = #function) -> String {
-    let safe = name.filter { $0.isLetter || $0.isNumber }
-    let path = NSTemporaryDirectory() + "/relay-eval-tests-\(safe)-\(UUID().uuidString.prefix(8))"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+/// A fresh empty directory, removed with the test process's scratch folder.
+func temporaryDirectory(_ name: String = #function) -> String { Scratch.directory(name) }
 
 @Suite struct RealDataSets {
     @Test func gsm8kHasAllTestProblemsWithShortAnswers() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import GGUF
 import Testing
+import TestSupport
 
 /// The real SmolLM2 model, fetched into $RELAY_HOME by scripts/test.sh.
 let smolPath: String = {
@@ -10,8 +11,7 @@ let smolPath: String = {
 
 /// Writes `bytes` to a fresh temporary file and returns its path.
 func temporaryFile(_ bytes: [UInt8], name: String = "test.gguf") -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-gguf-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = URL(fileURLWithPath: Scratch.directory("gguf"))
     let path = dir.appendingPathComponent(name).path
     _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path

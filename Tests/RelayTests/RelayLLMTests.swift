@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Relay
 import Testing
+import TestSupport
 
 @Suite("RelayLLM tags and reward")
 struct RelayTagTests {
@@ -57,8 +58,7 @@ struct RelayTagTests {
 
     @Test("a bad head file is refused with what is wrong")
     func badHeadFile() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-head-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = URL(fileURLWithPath: Scratch.directory("head"))
         var head = RelayHead(model: "t", dim: 4)
         head.callWeights.removeLast()
         let short = dir.appendingPathComponent("short.json").path

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Relay
 import Testing
+import TestSupport
 
 enum Models {
     nonisolated(unsafe) static let smol = try! Model(path: AssetStore().modelPath("smollm2-135m"))
@@ -193,8 +194,7 @@ struct RelayGenTests {
 
     @Test("a malformed or empty cue file is a clear error")
     func badCueFile() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("relay-cues-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = URL(fileURLWithPath: Scratch.directory("cues"))
         for (name, body) in [("broken.json", "{\"cues\": [ {\"text\": "), ("empty.json", "{\"cues\": []}")] {
             let path = dir.appendingPathComponent(name).path
             _ = FileManager.default.createFile(atPath: path, contents: Data(body.utf8))
