@@ -86,6 +86,7 @@ public enum Modes {
             gen.smallPMin = try parameter("small-p-min", { Float($0) }, default: 0, valid: { (0...1).contains($0) })
             gen.checkPMin = try parameter("check-p-min", { Float($0) }, default: pair.large == nil ? 0 : RelayGen.Settings.defaultCheckPMin,
                                           valid: { (0...1).contains($0) })
+            gen.checkEvery = try parameter("check-every", { Int($0) }, default: 0, valid: { $0 >= 0 })
             // A remote model stops at a cue or an answer marker, where the hand-over happens.
             let driver: DecodingStrategy = speculative
                 ? try Speculative(target: try need(.large), draft: small, sampling: settings.sampling, draftParams: draft)

@@ -171,9 +171,10 @@ struct RelayGenTests {
         options.maxTokens = 96
         options.sampling = .greedy
         let prompt = try chatPrompt(m, "Describe the city of Paris in a few sentences.")
-        func run(_ pMin: Float, small sampling: SamplingParams) throws -> (RelayResult, RelayGen) {
+        func run(_ pMin: Float, small sampling: SamplingParams, every: Int = 0) throws -> (RelayResult, RelayGen) {
             var settings = RelayGen.Settings(cues: ["The", "is", "a"])
             settings.checkPMin = pMin
+            settings.checkEvery = every
             let relay = try RelayGen(large: Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy),
                                      small: Solo(session: Session(model: m, contextSize: 1024), role: .small, sampling: sampling),
                                      tokenizer: m.tokenizer, settings: settings, sampling: .greedy)
@@ -190,6 +191,10 @@ struct RelayGenTests {
         #expect(strict.text == alone.text && strictRelay.corrections > 0)
         #expect(lenientRelay.corrections < strictRelay.corrections && lenient.tokensByRole[.small] != nil)
         #expect(open.text != alone.text)
+        // Checking every 2 tokens keeps the same tokens; only the forwards differ.
+        let (sameChunked, _) = try run(1, small: .greedy, every: 2), (strictChunked, strictChunkedRelay) = try run(1, small: hot, every: 2)
+        #expect(sameChunked.text == alone.text && sameChunked.tokensByRole == same.tokensByRole)
+        #expect(strictChunked.text == alone.text && strictChunkedRelay.corrections > 0)
     }
 
     @Test("a malformed or empty cue file is a clear error")
