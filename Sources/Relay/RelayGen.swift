@@ -103,25 +103,8 @@ public final class RelayGen: DecodingStrategy {
             step.tokens = kept
             return step
 
-        case .small where checkSession != nil:
-            return try checkedSegment(context: context, limit: limit)
-
         case .small:
-            let step = try small.step(context: context)
-            let piece = tokenizer.decode(step.tokens)
-            if tokenizer.endOfGeneration.contains(step.tokens[0]) { return step }
-            if sentenceEnded(before: piece) || small.confidence < settings.smallPMin {
-                // The small model's sentence is complete (or it is unsure): this token belongs to the large model's turn.
-                hand(to: .large(written: 0))
-                return try self.step(context: context, atMost: limit)
-            }
-            text += piece
-            if endsWithMarker() {
-                hand(to: .answer)
-            } else if text[segmentStart...].contains("\n\n") {
-                hand(to: .large(written: 0))
-            }
-            return step
+            return try smallSegment(context: context, limit: limit)
 
         case .answer:
             let step = try small.step(context: context)
@@ -130,13 +113,13 @@ public final class RelayGen: DecodingStrategy {
         }
     }
 
-    /// The small model writes its segment (or the next `checkEvery` tokens of it), then the large
-    /// model scores them in one forward (the one that catches its cache up) and keeps the longest
-    /// prefix it finds plausible; at the first implausible token it writes that position itself,
-    /// as its next turn's first token. A fully kept segment also yields the large model's next
-    /// token from the same forward; a fully kept chunk lets the small model go on.
-    func checkedSegment(context: [Int32], limit: Int) throws -> Step {
-        let session = checkSession!
+    /// The small model writes its segment, to the end of the sentence (or the next `checkEvery`
+    /// tokens of it). With a check, the large model then scores them in one forward (the one that
+    /// catches its cache up) and keeps the longest prefix it finds plausible; at the first
+    /// implausible token it writes that position itself, as its next turn's first token. A fully
+    /// kept segment also yields the large model's next token from the same forward; a fully kept
+    /// chunk lets the small model go on.
+    func smallSegment(context: [Int32], limit: Int) throws -> Step {
         let start = text.endIndex
         var segment: [Int32] = [], pieces: [String] = [], logprobs: [TokenLogprob] = []
         var next = Turn.large(written: 0)
@@ -159,6 +142,10 @@ public final class RelayGen: DecodingStrategy {
         guard !segment.isEmpty else {
             hand(to: .large(written: 0))
             return try step(context: context, atMost: limit)
+        }
+        guard let session = checkSession else {
+            if ended { hand(to: next) }
+            return Step(tokens: segment, role: .small, logprobs: logprobs.count == segment.count ? logprobs : nil)
         }
         // Row i: the large model's distribution for segment[i]; the last row follows the segment.
         let rows = try session.sync(to: context + segment, logitsFrom: context.count - 1)
