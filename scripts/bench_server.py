@@ -12,7 +12,7 @@ server with one client (greedy decoding must not depend on what else is running)
 
 Both servers stay up and take turns, level by level, for --rounds rounds; the table gives each
 level's median round, and "vs 1 client" the median over rounds of the level's throughput over
-one client's in the same round. This host's speed drifts by up to 1.5x over minutes (compute more than memory
+one client's in the same round. This host's speed drifts by up to 1.7x over minutes (compute more than memory
 bandwidth), so one pass per server would compare two different machines.
 """
 import argparse
