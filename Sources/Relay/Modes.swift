@@ -81,7 +81,7 @@ public enum Modes {
             guard var cues = try (settings.cues ?? pair.large.flatMap { try CueSet.shipped(for: $0.model) })?.cues.map(\.text) else {
                 throw ModeError.missingCues(mode: name)
             }
-            if let k = parameters["top-cues"].flatMap(Int.init) { cues = Array(cues.prefix(k)) }
+            cues = Array(cues.prefix(try parameter("top-cues", { Int($0) }, default: cues.count, valid: { $0 > 0 })))
             var gen = RelayGen.Settings(cues: cues)
             gen.smallPMin = try parameter("small-p-min", { Float($0) }, default: 0, valid: { (0...1).contains($0) })
             gen.checkPMin = try parameter("check-p-min", { Float($0) }, default: pair.large == nil ? 0 : RelayGen.Settings.defaultCheckPMin,

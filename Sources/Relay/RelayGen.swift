@@ -178,13 +178,8 @@ public final class RelayGen: DecodingStrategy {
     /// The large model's own top-1 choice, or a token it gives at least `checkPMin`. So 1 keeps
     /// only what greedy decoding of the large model would write, and 0 everything.
     func plausible(_ token: Int32, in logits: UnsafeBufferPointer<Float>) -> Bool {
-        var top = -Float.infinity
-        for l in logits { top = max(top, l) }
-        let own = logits[Int(token)]
-        if own >= top { return true }
-        var sum: Float = 0
-        for l in logits { sum += expf(l - top) }
-        return expf(own - top) / sum >= settings.checkPMin
+        let own = TokenLogprob(token: token, logits: logits, top: 1)
+        return own.logprob >= own.top[0].logprob || expf(own.logprob) >= settings.checkPMin
     }
 
     func hand(to next: Turn) {
