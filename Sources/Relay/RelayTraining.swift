@@ -28,9 +28,13 @@ public final class RelayTrainer {
         /// Small-model samples per problem when sorting it.
         public var k = 4
         /// Decisive disagreements probed with continuations per wrong warm-up rollout, and the call
-        /// lengths tried there, shortest first.
+        /// lengths tried there, shortest first. 0: no probes; the first `unprobed` decisive
+        /// disagreements of a wrong rollout are positives with length `unprobedLength` (affordable
+        /// at scale: labelling costs one teacher-forced pass per rollout).
         public var probes = 2
         public var probeLengths = [8, 32]
+        public var unprobed = 3
+        public var unprobedLength = 8
         /// Least large-model margin p(its token) − p(small token) for a disagreement to count as decisive.
         public var decisive: Float = 0.3
         /// Positions without help kept per rollout as negatives (a random subset).
@@ -88,15 +92,21 @@ public final class RelayTrainer {
         public var largeCorrect: Bool
     }
 
+    /// One sampled answer of the small model alone, and whether it is correct.
+    public func sample(_ p: Problem) throws -> (tokens: [Int32], correct: Bool) {
+        let o = options()
+        let r = try generate(Solo(session: small, role: .small, sampling: o.sampling), prompt: p.prompt, tokenizer: tokenizer,
+                             contextSize: small.contextSize, options: o)
+        return (r.tokens, p.isCorrect(r.answer))
+    }
+
     /// Samples the small model alone k times and the large model alone once (greedy).
     public func sort(_ p: Problem) throws -> Sorted {
         var samples: [[Int32]] = [], correct: [Bool] = []
         for _ in 0..<settings.k {
-            let o = options()
-            let r = try generate(Solo(session: small, role: .small, sampling: o.sampling), prompt: p.prompt, tokenizer: tokenizer,
-                                 contextSize: small.contextSize, options: o)
-            samples.append(r.tokens)
-            correct.append(p.isCorrect(r.answer))
+            let s = try sample(p)
+            samples.append(s.tokens)
+            correct.append(s.correct)
         }
         var o = options()
         o.sampling = .greedy
@@ -159,30 +169,44 @@ public final class RelayTrainer {
     /// Labels of one small-model rollout. A correct rollout needs no help: its positions are
     /// negatives. In a wrong one, the decisive disagreements with the large model are probed: the
     /// large model is called there for each probe length in turn and the small model finishes; the
-    /// first length that leads to a correct answer makes a positive, none a negative.
+    /// first length that leads to a correct answer makes a positive, none a negative. Without
+    /// probes, the first `unprobed` decisive disagreements are positives; the rest of them are
+    /// left out (neither label is sure there).
     public func label(_ p: Problem, rollout tokens: [Int32], correct: Bool) throws -> [Example] {
         guard !tokens.isEmpty else { return [] }
         let tf = try teacherForced(prompt: p.prompt, tokens: tokens)
         var examples: [Example] = []
-        var probed = Set<Int>()
+        var labelled = Set<Int>()
         if !correct {
             let disagreements = tokens.indices.filter { tf.largeChoice[$0] != tokens[$0] && tf.margin[$0] >= settings.decisive }
+            if settings.probes == 0 {
+                let choice = lengthIndex(settings.unprobedLength)
+                for (i, t) in disagreements.enumerated() {
+                    labelled.insert(t)
+                    if i < settings.unprobed { examples.append(Example(features: tf.features[t], call: true, choice: choice)) }
+                }
+            }
             for t in disagreements.sorted(by: { tf.margin[$0] > tf.margin[$1] }).prefix(settings.probes) {
-                probed.insert(t)
+                labelled.insert(t)
                 var choice: Int?
                 for n in settings.probeLengths {
                     if try continuation(p, prefix: Array(tokens[..<t]), call: n) {
-                        choice = head.lengths.indices.min { abs(head.lengths[$0] - n) < abs(head.lengths[$1] - n) }
+                        choice = lengthIndex(n)
                         break
                     }
                 }
                 examples.append(Example(features: tf.features[t], call: choice != nil, choice: choice ?? 0))
             }
         }
-        var rest = tokens.indices.filter { !probed.contains($0) }
+        var rest = tokens.indices.filter { !labelled.contains($0) }
         rest.shuffle(using: &rng)
         for t in rest.prefix(settings.negatives) { examples.append(Example(features: tf.features[t], call: false, choice: 0)) }
         return examples
+    }
+
+    /// The head's call length nearest to n.
+    func lengthIndex(_ n: Int) -> Int {
+        head.lengths.indices.min { abs(head.lengths[$0] - n) < abs(head.lengths[$1] - n) }!
     }
 
     /// Sets the head's feature standardisation from the small model's features over rollouts
@@ -247,6 +271,31 @@ public final class RelayTrainer {
             if q > 0 { head.callBias -= q }
         }
         return curve
+    }
+
+    /// How well the head ranks call positions above the others on `examples` (ROC AUC), next to
+    /// the confidence router's signal, a low small-model top-1 probability. Nil without both labels.
+    public func rankingAUC(_ examples: [Example]) -> (head: Double, confidence: Double)? {
+        let labels = examples.map(\.call)
+        guard labels.contains(true), labels.contains(false) else { return nil }
+        let headScores = examples.map { Double(head.evaluate($0.features).pCall) }
+        let confidence = examples.map { -Double($0.features[head.dim]) }
+        return (RelayTrainer.auc(headScores, labels), RelayTrainer.auc(confidence, labels))
+    }
+
+    /// ROC AUC: the chance that a random positive scores above a random negative (ties count half).
+    public static func auc(_ scores: [Double], _ labels: [Bool]) -> Double {
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var rankSum = 0.0, i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            let rank = Double(i + j) / 2 + 1
+            for k in i...j where labels[order[k]] { rankSum += rank }
+            i = j + 1
+        }
+        let p = Double(labels.filter { $0 }.count), n = Double(labels.count) - p
+        return (rankSum - p * (p + 1) / 2) / (p * n)
     }
 
     // MARK: - GRPO

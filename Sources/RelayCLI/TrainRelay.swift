@@ -36,7 +36,9 @@ extension RelayCommand {
         @Option(help: "GRPO learning rate (Adam).") var lr: Float = 0.01
         @Option(name: .customLong("warmup-lr"), help: "Warm-up learning rate (Adam).") var warmupLR: Float = 0.02
         @Option(name: .customLong("call-rate"), help: "Largest share of positions where the warm-up head calls at inference.") var callRate: Float = 0.005
-        @Option(help: "Decisive disagreements probed per wrong warm-up rollout.") var probes = 2
+        @Option(help: "Decisive disagreements probed per wrong warm-up rollout (0: the first --unprobed of them are positives, unprobed).") var probes = 2
+        @Option(help: "With --probes 0: decisive disagreements per wrong rollout labelled as calls.") var unprobed = 3
+        @Option(help: "Least large-model margin p(its token) − p(small token) for a disagreement to be decisive.") var decisive: Float = 0.3
         @Option(help: "Floor rate of calls in GRPO rollouts (exploration).") var explore: Float = 0.003
         @Option(name: .customLong("max-tokens"), help: "Most tokens per rollout.") var maxTokens = 384
         @Option(name: .customLong("temp"), help: "Sampling temperature of rollouts.") var temperature: Float = 0.7
@@ -68,6 +70,8 @@ extension RelayCommand {
             settings.stop = template.stopStrings
             settings.k = k
             settings.probes = probes
+            settings.unprobed = unprobed
+            settings.decisive = decisive
             settings.explore = explore
             settings.warmupLR = warmupLR
             settings.callRate = callRate
@@ -84,25 +88,36 @@ extension RelayCommand {
             training.config.merge([
                 "large": URL(fileURLWithPath: large.file.path).lastPathComponent, "small": URL(fileURLWithPath: small.file.path).lastPathComponent,
                 "task": task, "offset": "\(offset)", "limit": "\(limit)", "k": "\(k)", "group_size": "\(groupSize)", "batch": "\(batch)",
-                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "explore": "\(explore)",
+                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "unprobed": "\(unprobed)", "decisive": "\(decisive)", "explore": "\(explore)",
                 "max_tokens": "\(maxTokens)", "temperature": "\(temperature)", "seed": "\(seed)", "stage": stage.rawValue,
             ].map { (prefix + $0.key, $0.value) }) { _, new in new }
             head.training = training
             let trainer = RelayTrainer(small: Session(model: small, contextSize: model.ctxSize), large: Session(model: large, contextSize: model.ctxSize),
                                        head: head, settings: settings)
 
-            let sorted = try sortProblems(problems, trainer: trainer)
-            let counts = Dictionary(grouping: sorted, by: \.kind).mapValues(\.count)
-            note("sorted \(sorted.count) problems: " + ProblemClass.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", "))
+            // Unprobed warm-up labels need only small-model samples; the classes are for probes and GRPO.
+            let needsClasses = stage != .warmup || probes > 0
+            let sorted = needsClasses ? try sortProblems(problems, trainer: trainer) : []
+            if needsClasses {
+                let counts = Dictionary(grouping: sorted, by: \.kind).mapValues(\.count)
+                note("sorted \(sorted.count) problems: " + ProblemClass.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", "))
+            }
 
             if stage != .grpo {
-                var examples: [RelayTrainer.Example] = []
-                for (i, (p, s)) in zip(problems, sorted).enumerated() {
+                var examples: [RelayTrainer.Example] = [], heldOut: [RelayTrainer.Example] = []
+                for (i, p) in problems.enumerated() {
                     // Label the first wrong sample (where help can pay), else the first one.
-                    let j = s.smallCorrect.firstIndex(of: false) ?? 0
-                    let e = try trainer.label(p, rollout: s.smallSamples[j], correct: s.smallCorrect[j])
-                    examples += e
-                    note("warm-up labels \(i + 1)/\(problems.count) \(p.id) (\(s.kind.rawValue)): \(e.filter(\.call).count) positive of \(e.count)")
+                    let rollout: (tokens: [Int32], correct: Bool)
+                    if needsClasses {
+                        let s = sorted[i], j = s.smallCorrect.firstIndex(of: false) ?? 0
+                        rollout = (s.smallSamples[j], s.smallCorrect[j])
+                    } else {
+                        rollout = try trainer.sample(p)
+                    }
+                    let e = try trainer.label(p, rollout: rollout.tokens, correct: rollout.correct)
+                    // Every fifth problem is held out to measure how well the head ranks positions.
+                    if i % 5 == 4 { heldOut += e } else { examples += e }
+                    note("warm-up labels \(i + 1)/\(problems.count) \(p.id) (\(rollout.correct ? "correct" : "wrong")): \(e.filter(\.call).count) positive of \(e.count)")
                 }
                 let positives = examples.filter(\.call).count
                 let curve = trainer.warmup(examples)
@@ -110,6 +125,11 @@ extension RelayCommand {
                 trainer.head.training?.config["warmup.examples"] = "\(examples.count)"
                 trainer.head.training?.config["warmup.positives"] = "\(positives)"
                 note(String(format: "warm-up: %d examples, %d positive; loss %.4f → %.4f", examples.count, positives, curve.first ?? 0, curve.last ?? 0))
+                if let auc = trainer.rankingAUC(heldOut) {
+                    trainer.head.training?.config["warmup.heldout"] = String(format: "%d examples, %d positive; AUC head %.3f, low top-1 probability %.3f",
+                                                                           heldOut.count, heldOut.filter(\.call).count, auc.head, auc.confidence)
+                    note("held out: " + trainer.head.training!.config["warmup.heldout"]!)
+                }
                 try trainer.head.write(to: out)
             } else if initial == nil {
                 try trainer.standardise(over: zip(problems, sorted).map { ($0.0, $0.1.smallSamples[0]) })

@@ -225,4 +225,32 @@ struct RelayLLMTests {
         #expect(Double(firesOnNegatives) <= 0.05 * 180 + 1)
         #expect(zip(examples, p).filter { $0.0.call }.allSatisfy { $0.1.pCall > 0.5 && $0.1.lengths.firstIndex(of: $0.1.lengths.max()!) == 2 })
     }
+
+    @Test("unprobed warm-up labels: the first decisive disagreements of a wrong rollout call, a correct rollout never does")
+    func unprobedLabels() throws {
+        let m = Models.smol
+        var settings = RelayTrainer.Settings()
+        settings.probes = 0
+        settings.unprobed = 2
+        settings.decisive = 0   // every disagreement is decisive
+        settings.negatives = 1000
+        let (small, large) = pair()
+        let trainer = RelayTrainer(small: small, large: large, head: RelayHead(model: m.config.name, dim: m.config.dim), settings: settings)
+        let problem = RelayTrainer.Problem(id: "t", prompt: try chatPrompt(m, "What is the capital of France?"), isCorrect: { _ in false })
+        // Words the model would not write next: the large model (the same weights) disagrees at several of them.
+        let rollout = m.tokenizer.encode(" zebra umbrella quantum paris violin", addBOS: false)
+        let wrong = try trainer.label(problem, rollout: rollout, correct: false)
+        #expect(wrong.filter(\.call).count == 2)
+        #expect(wrong.filter(\.call).allSatisfy { trainer.head.lengths[$0.choice] == settings.unprobedLength })
+        #expect(wrong.count < rollout.count, "later decisive disagreements get no label")
+        let right = try trainer.label(problem, rollout: rollout, correct: true)
+        #expect(right.count == rollout.count && !right.contains(where: \.call))
+    }
+
+    @Test("ranking AUC: 1 when every positive scores above every negative, ties count half")
+    func rankingAUC() {
+        #expect(RelayTrainer.auc([0.1, 0.9, 0.2, 0.8], [false, true, false, true]) == 1)
+        #expect(RelayTrainer.auc([0.9, 0.1], [false, true]) == 0)
+        #expect(RelayTrainer.auc([0.5, 0.5, 0.5], [true, false, false]) == 0.5)
+    }
 }
