@@ -119,6 +119,9 @@ public enum Modes {
                 }
                 head = h
             }
+            // threshold=P trades calls for accuracy without retraining.
+            let threshold = try parameter("threshold", { Float($0) }, default: head?.threshold ?? 0.5, valid: { (0..<1).contains($0) })
+            head?.threshold = threshold
             strategy = try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls)
         case "random-router":
             let rate = try parameter("rate", { Double($0) }, default: 0.05, valid: { (0...1).contains($0) })

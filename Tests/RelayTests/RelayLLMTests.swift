@@ -155,7 +155,7 @@ struct RelayLLMTests {
         options.sampling = .greedy
         #expect(try generate(none, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
         let bad = [("confidence-router", "threshold", "2"), ("speculative", "adaptive", "maybe"), ("speculative", "draft-max", "-1"),
-                   ("speculative", "draft-p-min", "1.5"), ("relaygen-sd", "check-p-min", "x"), ("relaygen", "top-cues", "0")]
+                   ("speculative", "draft-p-min", "1.5"), ("relaygen-sd", "check-p-min", "x"), ("relaygen", "top-cues", "0"), ("relayllm", "threshold", "1")]
         for (mode, key, value) in bad {
             #expect(throws: ModeError.self, "\(mode):\(key)=\(value)") {
                 try Modes.make(mode, parameters: [key: value], pair: ModePair(large: large, small: small), settings: Modes.Settings())
