@@ -41,6 +41,8 @@ public final class RelayTrainer {
         public var negatives = 48
         public var warmupEpochs = 300
         public var warmupLR: Float = 0.02
+        /// L2 penalty on the head's weights (not biases) in the warm-up fit.
+        public var warmupL2: Float = 0
         /// Largest share of positions where the warm-up head fires at inference.
         public var callRate: Float = 0.005
         public var groupSize = 4
@@ -167,7 +169,7 @@ public final class RelayTrainer {
     }
 
     /// Labels of one small-model rollout. A correct rollout needs no help: its positions are
-    /// negatives. In a wrong one, the decisive disagreements with the large model are probed: the
+    /// negatives, its decisive disagreements with the large model all of them. In a wrong one, the decisive disagreements with the large model are probed: the
     /// large model is called there for each probe length in turn and the small model finishes; the
     /// first length that leads to a correct answer makes a positive, none a negative. Without
     /// probes, the first `unprobed` decisive disagreements are positives; the rest of them are
@@ -177,8 +179,12 @@ public final class RelayTrainer {
         let tf = try teacherForced(prompt: p.prompt, tokens: tokens)
         var examples: [Example] = []
         var labelled = Set<Int>()
-        if !correct {
-            let disagreements = tokens.indices.filter { tf.largeChoice[$0] != tokens[$0] && tf.margin[$0] >= settings.decisive }
+        let disagreements = tokens.indices.filter { tf.largeChoice[$0] != tokens[$0] && tf.margin[$0] >= settings.decisive }
+        if correct {
+            // Hard negatives: the large model disagreed and the answer came out right anyway.
+            for t in disagreements { examples.append(Example(features: tf.features[t], call: false, choice: 0)) }
+            labelled.formUnion(disagreements)
+        } else {
             if settings.probes == 0 {
                 let choice = lengthIndex(settings.unprobedLength)
                 for (i, t) in disagreements.enumerated() {
@@ -260,6 +266,7 @@ public final class RelayTrainer {
                 head.accumulate(into: &grad, z: z, dCall: w * (p - (x.call ? 1 : 0)), dLengths: dLength)
             }
             let n = Float(examples.count)
+            if settings.warmupL2 > 0 { loss += Double(head.penalise(&grad, l2: settings.warmupL2 * n)) }
             head.apply(optimiser.step(grad.map { $0 / n }, lr: settings.warmupLR))
             curve.append(loss / Double(n))
         }
@@ -463,6 +470,21 @@ extension RelayHead {
         callBias += delta[F]
         for i in 0..<K * F { lengthWeights[i] += delta[F + 1 + i] }
         for k in 0..<K { lengthBias[k] += delta[F + 1 + K * F + k] }
+    }
+
+    /// Adds the gradient of (l2 / 2)·‖weights‖² (biases are free) and returns that penalty.
+    func penalise(_ grad: inout [Float], l2: Float) -> Float {
+        let F = features, base = F + 1
+        var sum: Float = 0
+        for i in 0..<F {
+            grad[i] += l2 * callWeights[i]
+            sum += callWeights[i] * callWeights[i]
+        }
+        for i in 0..<lengths.count * F {
+            grad[base + i] += l2 * lengthWeights[i]
+            sum += lengthWeights[i] * lengthWeights[i]
+        }
+        return l2 / 2 * sum
     }
 
     /// Sets `mean` and `scale` to the mean and standard deviation of each feature.

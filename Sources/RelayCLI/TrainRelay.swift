@@ -105,31 +105,52 @@ extension RelayCommand {
 
             if stage != .grpo {
                 var examples: [RelayTrainer.Example] = [], heldOut: [RelayTrainer.Example] = []
+                let labels = LabelCache(path: out + ".labels.json",
+                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)|unprobed=\(unprobed)|decisive=\(decisive)")
                 for (i, p) in problems.enumerated() {
-                    // Label the first wrong sample (where help can pay), else the first one.
-                    let rollout: (tokens: [Int32], correct: Bool)
-                    if needsClasses {
-                        let s = sorted[i], j = s.smallCorrect.firstIndex(of: false) ?? 0
-                        rollout = (s.smallSamples[j], s.smallCorrect[j])
+                    let e: [RelayTrainer.Example], correct: Bool
+                    if let known = labels.known[p.id] {
+                        (e, correct) = (known.examples, known.correct)
                     } else {
-                        rollout = try trainer.sample(p)
+                        // Label the first wrong sample (where help can pay), else the first one.
+                        let rollout: (tokens: [Int32], correct: Bool)
+                        if needsClasses {
+                            let s = sorted[i], j = s.smallCorrect.firstIndex(of: false) ?? 0
+                            rollout = (s.smallSamples[j], s.smallCorrect[j])
+                        } else {
+                            rollout = try trainer.sample(p)
+                        }
+                        (e, correct) = (try trainer.label(p, rollout: rollout.tokens, correct: rollout.correct), rollout.correct)
+                        try labels.add(p.id, correct: correct, examples: e)
                     }
-                    let e = try trainer.label(p, rollout: rollout.tokens, correct: rollout.correct)
-                    // Every fifth problem is held out to measure how well the head ranks positions.
+                    // Every fifth problem is held out to choose the L2 penalty and to measure ranking.
                     if i % 5 == 4 { heldOut += e } else { examples += e }
-                    note("warm-up labels \(i + 1)/\(problems.count) \(p.id) (\(rollout.correct ? "correct" : "wrong")): \(e.filter(\.call).count) positive of \(e.count)")
+                    note("warm-up labels \(i + 1)/\(problems.count) \(p.id) (\(correct ? "correct" : "wrong")): \(e.filter(\.call).count) positive of \(e.count)")
                 }
+                let start = trainer.head
+                var chosen: (l2: Float, auc: Double)?
+                var report: [String] = []
+                for l2 in [Float(0), 0.001, 0.01, 0.1, 1] {
+                    trainer.head = start
+                    trainer.settings.warmupL2 = l2
+                    trainer.warmup(examples)
+                    guard let auc = trainer.rankingAUC(heldOut) else { break }
+                    report.append(String(format: "L2 %g: AUC head %.3f, low top-1 probability %.3f", l2, auc.head, auc.confidence))
+                    note("held out (\(heldOut.count) examples, \(heldOut.filter(\.call).count) positive): " + report.last!)
+                    if auc.head > chosen?.auc ?? -1 { chosen = (l2, auc.head) }
+                }
+                trainer.head = start
+                trainer.settings.warmupL2 = chosen?.l2 ?? 0
+                examples += heldOut
                 let positives = examples.filter(\.call).count
                 let curve = trainer.warmup(examples)
                 trainer.head.training?.curves["warmup_loss"] = curve
                 trainer.head.training?.config["warmup.examples"] = "\(examples.count)"
                 trainer.head.training?.config["warmup.positives"] = "\(positives)"
-                note(String(format: "warm-up: %d examples, %d positive; loss %.4f → %.4f", examples.count, positives, curve.first ?? 0, curve.last ?? 0))
-                if let auc = trainer.rankingAUC(heldOut) {
-                    trainer.head.training?.config["warmup.heldout"] = String(format: "%d examples, %d positive; AUC head %.3f, low top-1 probability %.3f",
-                                                                           heldOut.count, heldOut.filter(\.call).count, auc.head, auc.confidence)
-                    note("held out: " + trainer.head.training!.config["warmup.heldout"]!)
-                }
+                trainer.head.training?.config["warmup.l2"] = "\(trainer.settings.warmupL2)"
+                if !report.isEmpty { trainer.head.training?.config["warmup.heldout_auc"] = report.joined(separator: "; ") }
+                note(String(format: "warm-up: %d examples, %d positive, L2 %g; loss %.4f → %.4f", examples.count, positives,
+                            trainer.settings.warmupL2, curve.first ?? 0, curve.last ?? 0))
                 try trainer.head.write(to: out)
             } else if initial == nil {
                 try trainer.standardise(over: zip(problems, sorted).map { ($0.0, $0.1.smallSamples[0]) })
@@ -189,6 +210,38 @@ extension RelayCommand {
                 + String(format: "  step %d/%d  reward %+.3f  calls/rollout %.2f  large share %.1f%%  acc %.0f%%  loss %.4f → %.4f",
                          step, total, s.reward, s.callsPerRollout, s.largeShare * 100, s.accuracy * 100, s.lossBefore, s.lossAfter)
         }
+    }
+}
+
+/// Warm-up labels per problem, kept beside the head (OUT.labels.json) so that refitting the head
+/// costs no model time; reused only under the same settings. Features are stored as base64 Float32.
+final class LabelCache {
+    struct Entry: Codable { var id: String; var correct: Bool; var calls: [Bool]; var choices: [Int]; var features: [String] }
+    struct File: Codable { var key: String; var problems: [Entry] }
+    let path: String, key: String
+    private(set) var known: [String: (correct: Bool, examples: [RelayTrainer.Example])] = [:]
+    private var entries: [Entry] = []
+
+    init(path: String, key: String) {
+        self.path = path
+        self.key = key
+        guard let data = FileManager.default.contents(atPath: path), let file = try? JSONDecoder().decode(File.self, from: data), file.key == key else { return }
+        for e in file.problems {
+            let features = e.features.map { b64 -> [Float] in
+                let d = Data(base64Encoded: b64) ?? Data()
+                return d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            }
+            guard features.count == e.calls.count, e.choices.count == e.calls.count else { continue }
+            known[e.id] = (e.correct, (0..<e.calls.count).map { RelayTrainer.Example(features: features[$0], call: e.calls[$0], choice: e.choices[$0]) })
+            entries.append(e)
+        }
+    }
+
+    func add(_ id: String, correct: Bool, examples: [RelayTrainer.Example]) throws {
+        entries.append(Entry(id: id, correct: correct, calls: examples.map(\.call), choices: examples.map(\.choice),
+                             features: examples.map { x in x.features.withUnsafeBufferPointer { Data(buffer: $0).base64EncodedString() } }))
+        known[id] = (correct, examples)
+        try JSONEncoder().encode(File(key: key, problems: entries)).write(to: URL(fileURLWithPath: path))
     }
 }
 
