@@ -26,6 +26,9 @@ extension RelayCommand {
         @Option(help: "New-position counts of the verification timings, comma separated.")
         var verifyCounts = "1,2,4,8,16"
 
+        @Option(help: "Sequence counts of the batched decode timings (one new position in each of N caches, as server slots decode), comma separated.")
+        var sequenceCounts = "1,4"
+
         @Flag(help: "Print one JSON object.")
         var json = false
 
@@ -72,6 +75,21 @@ extension RelayCommand {
                 }
                 verify.append((n, median(times)))
             }
+            // Batched decode: one step in each of n caches holding the same context, in one forward.
+            var batched: [(Int, Double)] = []
+            let seqCounts = sequenceCounts.split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 && $0 <= m.maxBatch }
+            if let most = seqCounts.max() {
+                let caches = (0..<most).map { _ in m.makeCache(capacity: context.count + 8) }
+                for c in caches { _ = try m.forward(context, cache: c) }
+                for n in seqCounts {
+                    var times: [Double] = []
+                    for _ in 0..<max(repetitions, 5) {
+                        for c in caches { c.truncate(to: context.count) }
+                        times.append(try timed { _ = try m.forward(decoding: Array(repeating: 1, count: n), caches: Array(caches.prefix(n))) })
+                    }
+                    batched.append((n, median(times)))
+                }
+            }
             let pp = nPrompt > 0 ? Double(nPrompt) / median(prefill) : 0
             let tg = nGen > 0 ? Double(nGen) / median(decode) : 0
             let name = URL(fileURLWithPath: m.file.path).lastPathComponent
@@ -81,6 +99,7 @@ extension RelayCommand {
                     "prefill_tokens_per_second": pp, "decode_tokens_per_second": tg,
                     "n_prompt": nPrompt, "n_gen": nGen,
                     "verify_ms": Dictionary(uniqueKeysWithValues: verify.map { ("\($0.0)", $0.1 * 1000) }),
+                    "batched_decode_ms": Dictionary(uniqueKeysWithValues: batched.map { ("\($0.0)", $0.1 * 1000) }),
                     "peak_rss_mb": peakRSSMegabytes(),
                 ]
                 writeOut(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self) + "\n")
@@ -91,6 +110,10 @@ extension RelayCommand {
                 writeOut("forward after \(context.count) tokens:\n")
                 for (n, t) in verify {
                     writeOut(String(format: "  %2d new positions: %7.2f ms (%.2fx one position)\n", n, t * 1000, t / verify[0].1))
+                }
+                if !batched.isEmpty { writeOut("one decode step in each of N sequences of \(context.count) tokens, one forward:\n") }
+                for (n, t) in batched {
+                    writeOut(String(format: "  %2d sequences: %7.2f ms (%.2fx one sequence)\n", n, t * 1000, t / batched[0].1))
                 }
                 writeOut(String(format: "peak memory: %.0f MB\n", peakRSSMegabytes()))
             }
