@@ -86,7 +86,8 @@ public enum Modes {
             gen.smallPMin = try parameter("small-p-min", { Float($0) }, default: 0, valid: { (0...1).contains($0) })
             gen.checkPMin = try parameter("check-p-min", { Float($0) }, default: pair.large == nil ? 0 : RelayGen.Settings.defaultCheckPMin,
                                           valid: { (0...1).contains($0) })
-            gen.checkEvery = try parameter("check-every", { Int($0) }, default: 0, valid: { $0 >= 0 })
+            gen.checkEvery = try parameter("check-every", { Int($0) }, default: gen.checkEvery, valid: { $0 >= 0 })
+            gen.checkedVocabulary = draft.vocabulary > 0 ? draft.vocabulary : nil
             // A remote model stops at a cue or an answer marker, where the hand-over happens.
             let driver: DecodingStrategy = speculative
                 ? try Speculative(target: try need(.large), draft: small, sampling: settings.sampling, draftParams: draft)

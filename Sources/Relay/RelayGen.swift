@@ -23,9 +23,15 @@ public final class RelayGen: DecodingStrategy {
         /// it gives a probability under this (0: no check; 1: the large model's greedy text). Needs
         /// the large model's logits, so a local large model.
         public var checkPMin: Float = 0
-        /// Check every this many small-model tokens instead of once per segment (0): a rejection
-        /// then wastes at most one chunk of the small model's work.
-        public var checkEvery = 0
+        /// Check every this many small-model tokens (0: once per segment). A rejection wastes the
+        /// rest of its chunk: whole sentences run long in math (a display equation has no period),
+        /// and on 10 GSM8K problems checking once per segment let the small model write about five
+        /// tokens for each one kept.
+        public var checkEvery = 8
+        /// With a check, the small model writes its segments from the first this many token ids
+        /// (nil: all), as it drafts in speculative decoding: the check keeps only tokens the large
+        /// model finds plausible, and a quarter of the 0.5B's bytes are its output layer.
+        public var checkedVocabulary: Int?
         /// The check the relaygen modes run with a local large model. On the 12 of 100 GSM8K
         /// problems that relaygen-sd without it lost against the large model alone, 0.05, 0.2 and
         /// 0.5 won back 7, 9 and 12.
@@ -123,11 +129,11 @@ public final class RelayGen: DecodingStrategy {
         let start = text.endIndex
         var segment: [Int32] = [], pieces: [String] = [], logprobs: [TokenLogprob] = []
         var next = Turn.large(written: 0)
-        let chunk = settings.checkEvery > 0 ? min(limit, settings.checkEvery) : limit
+        let chunk = checkSession != nil && settings.checkEvery > 0 ? min(limit, settings.checkEvery) : limit
         var ended = true
         while true {
             guard segment.count < chunk else { ended = chunk == limit; break }
-            let step = try small.step(context: context + segment)
+            let step = try small.step(context: context + segment, vocabulary: checkSession == nil ? nil : settings.checkedVocabulary)
             let token = step.tokens[0], piece = tokenizer.decode([token])
             if tokenizer.endOfGeneration.contains(token) { segment.append(token); pieces.append(""); break }
             // The sentence is complete (or the small model unsure): this token is the large model's.

@@ -7,7 +7,9 @@ public struct DraftParams: Sendable, Equatable, Codable {
     public var max = 4
     /// Fewest drafted tokens worth verifying (`--draft-min`); shorter drafts fall back to one plain step.
     public var min = 0
-    /// Drafting stops when the small model's top probability falls below this (`--draft-p-min`).
+    /// Drafting stops when the small model's top probability falls below this (`--draft-p-min`);
+    /// the token it stopped at is still proposed when one more verified position costs less than
+    /// it is expected to save.
     public var pMin: Float = 0.75
     /// The small model drafts from the first this many token ids only (`--draft-vocab`, 0: all):
     /// byte-level BPE ids run roughly from frequent to rare, and a quarter of the Qwen 0.5B's bytes
@@ -162,13 +164,24 @@ public final class Speculative: DecodingStrategy {
             let dist = logits.withUnsafeBufferPointer { draftSampler.distribution($0, history: context + proposal) }
             // Greedy distributions are one-hot, so confidence is read off the softmax itself.
             let confidence = draftSampler.params.isGreedy ? logits.withUnsafeBufferPointer(topProbability) : dist[0].p
-            guard confidence >= params.pMin else { break }
+            // Below p-min drafting stops, but this forward is paid for: its token is still proposed
+            // when verifying one more position costs less than the token is expected to save.
+            guard confidence >= params.pMin || worthVerifying(confidence, positions: proposal.count + 1) else { break }
             let token = draftSampler.params.isGreedy ? dist[0].id : draftSampler.draw(dist)
             proposal.append(token)
             dists.append(dist)
+            if confidence < params.pMin { break }
         }
         if proposal.count < params.min { return ([], [], steps, firstMs) }
         return (proposal, dists, steps, firstMs)
+    }
+
+    /// Whether a drafted token the small model gives `confidence` is worth adding to a verification
+    /// over `n` positions: its expected saving (a large-model step) exceeds the cost of one more
+    /// position. Without estimates yet, only the first token is (two positions cost about one).
+    func worthVerifying(_ confidence: Float, positions n: Int) -> Bool {
+        guard let v1 = controller.verifyMs(1), let a = controller.verifyMs(n), let b = controller.verifyMs(n + 1) else { return n == 1 }
+        return Double(confidence) * v1 > b - a
     }
 
     /// The large model's logits after the context and after each drafted token: proposal.count + 1 rows.

@@ -115,8 +115,11 @@ public final class Solo: DecodingStrategy {
 
     public var sessions: [Role: Session] { [role: session] }
 
-    public func step(context: [Int32]) throws -> Step {
-        let logits = try session.sync(to: context)
+    public func step(context: [Int32]) throws -> Step { try step(context: context, vocabulary: nil) }
+
+    /// A step choosing among the first `vocabulary` token ids only (nil: all of them).
+    public func step(context: [Int32], vocabulary: Int?) throws -> Step {
+        let logits = try session.sync(to: context, vocabulary: vocabulary)
         return logits.withUnsafeBufferPointer { l in
             if tracksConfidence { confidence = topProbability(l) }
             let token = sampler.sample(l, history: context)

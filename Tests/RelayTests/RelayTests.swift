@@ -171,10 +171,11 @@ struct RelayGenTests {
         options.maxTokens = 96
         options.sampling = .greedy
         let prompt = try chatPrompt(m, "Describe the city of Paris in a few sentences.")
-        func run(_ pMin: Float, small sampling: SamplingParams, every: Int = 0) throws -> (RelayResult, RelayGen) {
+        func run(_ pMin: Float, small sampling: SamplingParams, every: Int = 0, vocabulary: Int? = nil) throws -> (RelayResult, RelayGen) {
             var settings = RelayGen.Settings(cues: ["The", "is", "a"])
             settings.checkPMin = pMin
             settings.checkEvery = every
+            settings.checkedVocabulary = vocabulary
             let relay = try RelayGen(large: Solo(session: Session(model: m, contextSize: 1024), role: .large, sampling: .greedy),
                                      small: Solo(session: Session(model: m, contextSize: 1024), role: .small, sampling: sampling),
                                      tokenizer: m.tokenizer, settings: settings, sampling: .greedy)
@@ -195,6 +196,10 @@ struct RelayGenTests {
         let (sameChunked, _) = try run(1, small: .greedy, every: 2), (strictChunked, strictChunkedRelay) = try run(1, small: hot, every: 2)
         #expect(sameChunked.text == alone.text && sameChunked.tokensByRole == same.tokensByRole)
         #expect(strictChunked.text == alone.text && strictChunkedRelay.corrections > 0)
+        // Segments written from the first 300 token ids only: a strict check still restores the
+        // large model's greedy text.
+        let (narrow, narrowRelay) = try run(1, small: .greedy, every: 4, vocabulary: 300)
+        #expect(narrow.text == alone.text && narrowRelay.corrections > 0)
     }
 
     @Test("a malformed or empty cue file is a clear error")
