@@ -23,38 +23,36 @@ public struct DraftParams: Sendable, Equatable, Codable {
 }
 
 /// Picks the draft length that maximises expected tokens per second. Costs are running estimates:
-/// a draft step (EMA), and a verification over n positions fitted as a + b (n - 1) by least
-/// squares with exponential forgetting; acceptance is an EMA over drafted tokens. With k drafts
-/// each accepted with probability p, a round yields 1 + p + ... + p^k tokens and costs
+/// a draft step, and a verification over n positions kept per n (the cost is flat while the
+/// forward is bound by reading the weights, then grows with n: a straight line through all n
+/// overstates two positions and understates one); acceptance is an EMA over drafted tokens. With k
+/// drafts each accepted with probability p, a round yields 1 + p + ... + p^k tokens and costs
 /// k * draft + verify(k + 1).
 public struct DraftController: Sendable {
     public private(set) var acceptance = 0.8
     public private(set) var draftMs: Double?
-    var sw = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0
+    var verify: [Int: Double] = [:]
     /// Rounds since the last one with drafts: every `explore` rounds without drafting, one full
     /// draft keeps the estimates current.
     var plainRounds = 0
     let explore = 16
-    let decay = 0.97
 
     public init() {}
 
-    /// Verification time over n positions; nil until two different n were seen.
+    /// Verification time over n positions: the running average for n, or for an n not seen yet a
+    /// line through the nearest seen ones; nil until two different n were seen.
     public func verifyMs(_ n: Int) -> Double? {
-        let det = sw * sxx - sx * sx
-        guard sw > 0, det > 1e-9 * max(1, sw * sxx) else { return nil }
-        let b = max(0, (sw * sxy - sx * sy) / det)
-        let a = (sy - b * sx) / sw
-        return a + b * Double(n - 1)
+        if let v = verify[n] { return v }
+        let seen = verify.keys.sorted()
+        guard seen.count >= 2 else { return nil }
+        var (i, j) = (seen[seen.count - 2], seen[seen.count - 1])
+        if let above = seen.firstIndex(where: { $0 > n }) { (i, j) = above > 0 ? (seen[above - 1], seen[above]) : (seen[0], seen[1]) }
+        let vi = verify[i]!, vj = verify[j]!
+        return max(0, vi + (vj - vi) * Double(n - i) / Double(j - i))
     }
 
     public mutating func observeVerify(positions n: Int, ms: Double) {
-        let x = Double(n - 1)
-        sw = decay * sw + 1
-        sx = decay * sx + x
-        sy = decay * sy + ms
-        sxx = decay * sxx + x * x
-        sxy = decay * sxy + x * ms
+        verify[n] = verify[n].map { 0.9 * $0 + 0.1 * ms } ?? ms
     }
 
     public mutating func observeDraft(steps: Int, ms: Double) {

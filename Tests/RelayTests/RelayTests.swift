@@ -58,6 +58,14 @@ struct SpeculativeTests {
         var dear = trained(verify: { 30 + 25 * Double($0 - 1) }, draft: 12, acceptance: 0.9)
         let lengths = (0..<32).map { _ in dear.length(max: 4) }
         #expect(lengths.filter { $0 == 0 }.count == 30 && lengths.filter { $0 == 4 }.count == 2)
+        // Flat while memory-bound, then linear (the 1.5B here): each n keeps its own cost, unseen
+        // n lie on the line through their neighbours, and one draft is worth proposing.
+        let measured: [Int: Double] = [1: 26, 2: 27, 3: 34, 5: 44]
+        var flat = DraftController()
+        for _ in 0..<20 { for (n, ms) in measured { flat.observeVerify(positions: n, ms: ms) } }
+        #expect(abs((flat.verifyMs(2) ?? 0) - 27) < 1e-6 && abs((flat.verifyMs(4) ?? 0) - 39) < 1e-6 && abs((flat.verifyMs(6) ?? 0) - 49) < 1e-6)
+        flat.observeDraft(steps: 1, ms: 8)
+        #expect(flat.length(max: 4) >= 1)
     }
 
     @Test("the rejection rule keeps the target distribution exactly")
