@@ -410,7 +410,7 @@ A2 RK_INLINE void ftile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
 #define DRIVER(name, TILE, TYPE, RMB, RNB)                                                                     \
     A2 static void name(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a, int t0, int t1,   \
                         float *y, int ldy) {                                                                   \
-        SMALL_T_BY_ROW(TILE, TYPE, RNB)                                                                        \
+        SMALL_T_BY_ROW(TILE, TYPE, RNB, SMALL_T + 1)                                                           \
         int t = t0;                                                                                            \
         for (; t + RNB <= t1; t += RNB) {                                                                      \
             int r = r0;                                                                                        \

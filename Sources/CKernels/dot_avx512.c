@@ -605,7 +605,7 @@ A512 RK_INLINE void ftile(int type, const uint8_t *W, size_t rs, int r0, int RM,
 #define DRIVER(name, TILE, TYPE, RMB, RNB)                                                                     \
     A512 static void name(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a, int t0, int t1, \
                           float *y, int ldy) {                                                                 \
-        SMALL_T_BY_ROW(TILE, TYPE, RNB)                                                                        \
+        SMALL_T_BY_ROW(TILE, TYPE, RNB, 3)                                                                     \
         int t = t0;                                                                                            \
         for (; t + RNB <= t1; t += RNB) {                                                                      \
             int r = r0;                                                                                        \
