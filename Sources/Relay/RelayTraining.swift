@@ -169,7 +169,8 @@ public final class RelayTrainer {
     }
 
     /// Labels of one small-model rollout. A correct rollout needs no help: its positions are
-    /// negatives, its decisive disagreements with the large model all of them. In a wrong one, the decisive disagreements with the large model are probed: the
+    /// negatives, its decisive disagreements with the large model all of them. In a wrong one, the
+    /// answer's first position and the most decisive disagreements with the large model are probed: the
     /// large model is called there for each probe length in turn and the small model finishes; the
     /// first length that leads to a correct answer makes a positive, none a negative. Without
     /// probes, the first `unprobed` decisive disagreements are positives; the rest of them are
@@ -192,7 +193,10 @@ public final class RelayTrainer {
                     if i < settings.unprobed { examples.append(Example(features: tf.features[t], call: true, choice: choice)) }
                 }
             }
-            for t in disagreements.sorted(by: { tf.margin[$0] > tf.margin[$1] }).prefix(settings.probes) {
+            // The answer's first position (where the plan is written), then the disagreements
+            // where the large model is most sure.
+            let candidates = [0] + disagreements.sorted(by: { tf.margin[$0] > tf.margin[$1] }).filter { $0 != 0 }
+            for t in candidates.prefix(settings.probes) {
                 labelled.insert(t)
                 var choice: Int?
                 for n in settings.probeLengths {

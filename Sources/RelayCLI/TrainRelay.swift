@@ -36,7 +36,7 @@ extension RelayCommand {
         @Option(help: "GRPO learning rate (Adam).") var lr: Float = 0.01
         @Option(name: .customLong("warmup-lr"), help: "Warm-up learning rate (Adam).") var warmupLR: Float = 0.02
         @Option(name: .customLong("call-rate"), help: "Largest share of positions where the warm-up head calls at inference.") var callRate: Float = 0.005
-        @Option(help: "Decisive disagreements probed per wrong warm-up rollout (0: the first --unprobed of them are positives, unprobed).") var probes = 2
+        @Option(help: "Positions probed per wrong warm-up rollout: the answer's first, then the most decisive disagreements (0: the first --unprobed disagreements are positives, unprobed).") var probes = 2
         @Option(help: "With --probes 0: decisive disagreements per wrong rollout labelled as calls.") var unprobed = 3
         @Option(help: "Least large-model margin p(its token) − p(small token) for a disagreement to be decisive.") var decisive: Float = 0.3
         @Option(help: "Floor rate of calls in GRPO rollouts (exploration).") var explore: Float = 0.003
@@ -106,7 +106,7 @@ extension RelayCommand {
             if stage != .grpo {
                 var examples: [RelayTrainer.Example] = [], heldOut: [RelayTrainer.Example] = []
                 let labels = LabelCache(path: out + ".labels.json",
-                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)|unprobed=\(unprobed)|decisive=\(decisive)")
+                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)+start|unprobed=\(unprobed)|decisive=\(decisive)")
                 for (i, p) in problems.enumerated() {
                     let e: [RelayTrainer.Example], correct: Bool
                     if let known = labels.known[p.id] {
