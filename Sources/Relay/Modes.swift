@@ -58,6 +58,7 @@ public enum Modes {
         draft.max = try parameter("draft-max", { Int($0) }, default: draft.max, valid: { $0 >= 0 })
         draft.min = try parameter("draft-min", { Int($0) }, default: draft.min, valid: { $0 >= 0 })
         draft.pMin = try parameter("draft-p-min", { Float($0) }, default: draft.pMin, valid: { (0...1).contains($0) })
+        draft.lookup = try parameter("draft-lookup", { Int($0) }, default: draft.lookup, valid: { $0 == 0 || $0 >= 2 })
         draft.vocabulary = try parameter("draft-vocab", { Int($0) }, default: draft.vocabulary, valid: { $0 >= 0 })
         draft.adaptive = try parameter("adaptive", { ["on": true, "1": true, "off": false, "0": false][$0] }, default: draft.adaptive, valid: { _ in true })
 

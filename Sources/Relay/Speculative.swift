@@ -19,6 +19,10 @@ public struct DraftParams: Sendable, Equatable, Codable {
     /// verification over n positions and the recent acceptance rate (none when verifying costs
     /// more than it returns). Verification is compute-bound, so its cost moves with the machine.
     public var adaptive = true
+    /// Prompt-lookup drafting (`--draft-lookup`, 0: off): when the context's last n tokens (n from
+    /// this down to 2) occurred earlier in it, the tokens that followed them there are a draft that
+    /// costs no forward at all. Numbers and phrases of a problem come back in its solution.
+    public var lookup = 3
     public init() {}
 }
 
@@ -30,6 +34,8 @@ public struct DraftParams: Sendable, Equatable, Codable {
 /// k * draft + verify(k + 1).
 public struct DraftController: Sendable {
     public private(set) var acceptance = 0.8
+    /// The same for drafts looked up in the context: they either repeat a phrase or miss at once.
+    public private(set) var lookupAcceptance = 0.5
     public private(set) var draftMs: Double?
     var verify: [Int: Double] = [:]
     /// Rounds since the last one with drafts: every `explore` rounds without drafting, one full
@@ -69,18 +75,43 @@ public struct DraftController: Sendable {
         }
     }
 
-    /// The draft length for the next round, at most `max`.
-    public mutating func length(max: Int) -> Int {
-        guard let d = draftMs, let v1 = verifyMs(1) else { return max }
-        var best = 0, bestRate = 1 / v1
+    public mutating func observeLookup(proposed: Int, accepted: Int) {
+        for i in 0..<min(proposed, accepted + 1) {
+            lookupAcceptance = 0.95 * lookupAcceptance + 0.05 * (i < accepted ? 1 : 0)
+        }
+    }
+
+    /// The draft length up to `max` with the most expected tokens per millisecond, and that rate
+    /// (nil until the costs are known). k drafts that cost `draft` each (0 when looked up).
+    func best(max: Int, acceptance p: Double, draft: Double) -> (k: Int, rate: Double)? {
+        guard let v1 = verifyMs(1) else { return nil }
+        var best = (k: 0, rate: 1 / v1)
         var tokens = 1.0, power = 1.0
         for k in stride(from: 1, through: max, by: 1) {
-            power *= acceptance
+            power *= p
             tokens += power
             guard let v = verifyMs(k + 1) else { break }
-            let rate = tokens / (Double(k) * d + v)
-            if rate > bestRate { best = k; bestRate = rate }
+            let rate = tokens / (Double(k) * draft + v)
+            if rate > best.rate { best = (k, rate) }
         }
+        return best
+    }
+
+    /// How many of `available` looked-up tokens to verify: 0 when a round the small model drafts
+    /// for (`small` tokens, as `length` chose) is expected to pay more.
+    public func lookupLength(available: Int, small: Int) -> Int {
+        guard let d = draftMs, let v1 = verifyMs(1), let lookup = best(max: available, acceptance: lookupAcceptance, draft: 0) else {
+            return available
+        }
+        var tokens = 1.0, power = 1.0
+        for _ in 0..<small { power *= acceptance; tokens += power }
+        let smallRate = small == 0 ? 1 / v1 : verifyMs(small + 1).map { tokens / (Double(small) * d + $0) } ?? 0
+        return lookup.rate > smallRate ? lookup.k : 0
+    }
+
+    /// The draft length for the next round, at most `max`.
+    public mutating func length(max: Int) -> Int {
+        guard let d = draftMs, let best = best(max: max, acceptance: acceptance, draft: d)?.k else { return max }
         if best == 0 {
             plainRounds += 1
             if plainRounds >= explore { plainRounds = 0; return max }
@@ -106,6 +137,9 @@ public final class Speculative: DecodingStrategy {
     var draftSampler: Sampler
     public private(set) var drafted = 0
     public private(set) var accepted = 0
+    /// Of those, the drafts looked up in the context.
+    public private(set) var lookedUp = 0
+    public private(set) var lookupAccepted = 0
     public private(set) var controller = DraftController()
 
     public init(target: Session, draft: Session, sampling: SamplingParams, draftParams: DraftParams) throws {
@@ -124,6 +158,11 @@ public final class Speculative: DecodingStrategy {
     public func step(context: [Int32]) throws -> Step {
         let room = target.contextSize - context.count - 1
         let limit = Swift.min(params.adaptive ? controller.length(max: params.max) : params.max, room)
+        let found = Self.lookup(context, longest: params.lookup, limit: Swift.min(params.max, room))
+        if !found.isEmpty {
+            let k = params.adaptive ? controller.lookupLength(available: found.count, small: limit) : found.count
+            if k > 0 { return try verifyLookup(context: context, proposal: Array(found.prefix(k))) }
+        }
         var clock = DispatchTime.now().uptimeNanoseconds
         func lap() -> Double {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -146,6 +185,39 @@ public final class Speculative: DecodingStrategy {
         accepted += tokens.count - 1
         controller.observeAcceptance(proposed: proposal.count, accepted: tokens.count - 1)
         return Step(tokens: tokens, role: .large)
+    }
+
+    /// A round whose draft was looked up in the context: no small-model forward (its cache catches
+    /// up in the next round it drafts). As a deterministic draft, q is one-hot on each token.
+    func verifyLookup(context: [Int32], proposal: [Int32]) throws -> Step {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let unseen = context.count + proposal.count - target.sharedPrefix(context + proposal)
+        let scores = try score(context: context, proposal: proposal)
+        if unseen == proposal.count + 1 {
+            controller.observeVerify(positions: unseen, ms: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        let tokens = verify(context: context, proposal: proposal, draftDists: proposal.map { [Candidate(id: $0, p: 1)] }, scores: scores)
+        drafted += proposal.count
+        accepted += tokens.count - 1
+        lookedUp += proposal.count
+        lookupAccepted += tokens.count - 1
+        controller.observeLookup(proposed: proposal.count, accepted: tokens.count - 1)
+        return Step(tokens: tokens, role: .large)
+    }
+
+    /// The tokens that followed the most recent earlier occurrence of the context's last n tokens
+    /// (the longest n from `longest` down to 2 that occurred), at most `limit` of them.
+    public static func lookup(_ context: [Int32], longest: Int, limit: Int) -> [Int32] {
+        guard limit > 0, longest >= 2 else { return [] }
+        for n in stride(from: longest, through: 2, by: -1) where context.count > n {
+            let suffix = context[(context.count - n)...]
+            for j in stride(from: context.count - n - 1, through: 0, by: -1) where context[j] == suffix.first! {
+                if context[j ..< j + n].elementsEqual(suffix) {
+                    return Array(context[(j + n) ..< Swift.min(j + n + limit, context.count)])
+                }
+            }
+        }
+        return []
     }
 
     /// The small model drafts up to `limit` tokens, stopping early when it is unsure; also returns

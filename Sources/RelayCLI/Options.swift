@@ -116,6 +116,9 @@ struct RelayOptions: ParsableArguments {
     @Option(help: "The small model drafts from the first N token ids only (0: the whole vocabulary).")
     var draftVocab = DraftParams().vocabulary
 
+    @Option(help: "Also draft by looking up the context's last N tokens (N down to 2) earlier in the context and proposing what followed there (0: off).")
+    var draftLookup = DraftParams().lookup
+
     @Option(name: .customLong("draft-adaptive"), help: "on: draft only as many tokens as pay off, from measured costs and acceptance; off: always up to --draft-max.")
     var draftAdaptive = "on"
 
@@ -129,6 +132,7 @@ struct RelayOptions: ParsableArguments {
         guard draftMax >= 1 else { throw ValidationError("--draft-max must be at least 1") }
         guard draftMin >= 0, draftMin <= draftMax else { throw ValidationError("--draft-min must be in 0...--draft-max") }
         guard draftVocab >= 0 else { throw ValidationError("--draft-vocab must be 0 (all) or a token count") }
+        guard draftLookup == 0 || draftLookup >= 2 else { throw ValidationError("--draft-lookup must be 0 (off) or an n-gram length of at least 2") }
         guard ["on", "off"].contains(draftAdaptive) else { throw ValidationError("--draft-adaptive must be on or off (got \(draftAdaptive))") }
     }
 
@@ -139,6 +143,7 @@ struct RelayOptions: ParsableArguments {
         s.draft.min = draftMin
         s.draft.pMin = draftPMin
         s.draft.vocabulary = draftVocab
+        s.draft.lookup = draftLookup
         s.draft.adaptive = draftAdaptive == "on"
         s.cues = try cues.map(CueSet.load)
         switch relayHead {

@@ -26,9 +26,10 @@ struct SpeculativeTests {
         options.sampling = .greedy
         let plain = try generate(Solo(session: Session(model: m, contextSize: 512), role: .large, sampling: .greedy),
                                  prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
-        // The full vocabulary: drafting from a pruned one makes the drafter another model.
+        // The full vocabulary and no lookup: either makes the drafter another model.
         var exact = DraftParams()
         exact.vocabulary = 0
+        exact.lookup = 0
         let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
                                    sampling: .greedy, draftParams: exact)
         let fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
@@ -36,6 +37,52 @@ struct SpeculativeTests {
         #expect(fast.text == plain.text)
         #expect(fast.drafted > 0 && fast.accepted == fast.drafted)
         #expect(fast.tokensByRole[.large] == fast.tokens.count)
+    }
+
+    @Test("a lookup finds what followed the last occurrence of the longest repeated suffix")
+    func lookupFindsContinuation() {
+        let context: [Int32] = [5, 6, 7, 8, 1, 6, 7, 9, 2, 6, 7]
+        // Trigram [2, 6, 7] never occurred before; bigram [6, 7] last did at 5, followed by 9, 2, 6, 7.
+        #expect(Speculative.lookup(context, longest: 3, limit: 3) == [9, 2, 6])
+        #expect(Speculative.lookup(context + [9], longest: 3, limit: 4) == [2, 6, 7, 9])
+        #expect(Speculative.lookup([1, 2, 3, 4], longest: 3, limit: 4).isEmpty)
+        #expect(Speculative.lookup(context, longest: 0, limit: 4).isEmpty)
+        // A continuation stops at the end of the context.
+        #expect(Speculative.lookup([3, 4, 3, 4], longest: 2, limit: 8) == [3, 4])
+    }
+
+    @Test("drafts looked up in the context keep greedy output exact, and are used when the text repeats")
+    func lookupGreedyExact() throws {
+        let m = Models.smol
+        let prompt = try chatPrompt(m, "Repeat this sentence three times: the quick brown fox jumps over the lazy dog.")
+        var options = GenerationOptions()
+        options.maxTokens = 60
+        options.sampling = .greedy
+        let plain = try generate(Solo(session: Session(model: m, contextSize: 512), role: .large, sampling: .greedy),
+                                 prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+        var params = DraftParams()
+        params.vocabulary = 0
+        let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
+                                   sampling: .greedy, draftParams: params)
+        let fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+        #expect(fast.tokens == plain.tokens)
+        #expect(spec.lookedUp > 0 && spec.lookupAccepted > 0 && spec.lookupAccepted <= spec.lookedUp)
+        #expect(spec.accepted - spec.lookupAccepted == spec.drafted - spec.lookedUp)   // the model's own drafts all pass
+    }
+
+    @Test("a looked-up draft is verified only when it is expected to pay more than a drafting round")
+    func lookupAgainstDrafting() {
+        var c = DraftController()
+        #expect(c.lookupLength(available: 3, small: 2) == 3)   // nothing measured yet
+        for _ in 0..<50 {
+            for n in 1...5 { c.observeVerify(positions: n, ms: 30 + 5 * Double(n - 1)) }
+            c.observeDraft(steps: 2, ms: 20)
+            c.observeAcceptance(proposed: 4, accepted: 4)
+            c.observeLookup(proposed: 4, accepted: 4)
+        }
+        #expect(c.lookupLength(available: 4, small: 2) == 4)   // free and accepted: take it all
+        for _ in 0..<200 { c.observeLookup(proposed: 4, accepted: 0) }
+        #expect(c.lookupLength(available: 4, small: 2) == 0)   // never accepted: let the small model draft
     }
 
     @Test("the adaptive draft length follows measured costs: several drafts when verifying is cheap, none when it is not")
@@ -71,10 +118,11 @@ struct SpeculativeTests {
         #expect(flat.length(max: 4) >= 1)
     }
 
-    @Test("the rejection rule keeps the target distribution exactly")
-    func rejectionSamplingIsExact() {
+    @Test("the rejection rule keeps the target distribution exactly, for a drafted and for a looked-up token",
+          arguments: [[Candidate(id: 3, p: 0.4), Candidate(id: 1, p: 0.3), Candidate(id: 0, p: 0.2), Candidate(id: 4, p: 0.1)],
+                      [Candidate(id: 1, p: 1)]])
+    func rejectionSamplingIsExact(q: [Candidate]) {
         let p = [Candidate(id: 0, p: 0.5), Candidate(id: 1, p: 0.3), Candidate(id: 2, p: 0.15), Candidate(id: 3, p: 0.05)]
-        let q = [Candidate(id: 3, p: 0.4), Candidate(id: 1, p: 0.3), Candidate(id: 0, p: 0.2), Candidate(id: 4, p: 0.1)]
         var rng = Xoshiro256(seed: 99)
         let n = 200_000
         var counts = [Int](repeating: 0, count: 5)
