@@ -21,8 +21,10 @@ public struct DraftParams: Sendable, Equatable, Codable {
     public var adaptive = true
     /// Prompt-lookup drafting (`--draft-lookup`, 0: off): when the context's last n tokens (n from
     /// this down to 2) occurred earlier in it, the tokens that followed them there are a draft that
-    /// costs no forward at all. Numbers and phrases of a problem come back in its solution.
-    public var lookup = 3
+    /// costs no forward at all. Off by default: on 30 GSM8K problems (1.5B/0.5B, greedy) speculative
+    /// decoding was 1.32x the large model alone with trigram lookup and 1.34x without, as the
+    /// phrases that repeat are the ones the small model drafts well anyway.
+    public var lookup = 0
     public init() {}
 }
 

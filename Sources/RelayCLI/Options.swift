@@ -116,7 +116,7 @@ struct RelayOptions: ParsableArguments {
     @Option(help: "The small model drafts from the first N token ids only (0: the whole vocabulary).")
     var draftVocab = DraftParams().vocabulary
 
-    @Option(help: "Also draft by looking up the context's last N tokens (N down to 2) earlier in the context and proposing what followed there (0: off).")
+    @Option(help: "Also draft by looking up the context's last N tokens (N down to 2) earlier in the context and proposing what followed there (0: off; 3 is a good start).")
     var draftLookup = DraftParams().lookup
 
     @Option(name: .customLong("draft-adaptive"), help: "on: draft only as many tokens as pay off, from measured costs and acceptance; off: always up to --draft-max.")

@@ -26,10 +26,9 @@ struct SpeculativeTests {
         options.sampling = .greedy
         let plain = try generate(Solo(session: Session(model: m, contextSize: 512), role: .large, sampling: .greedy),
                                  prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
-        // The full vocabulary and no lookup: either makes the drafter another model.
+        // The full vocabulary: drafting from a pruned one makes the drafter another model.
         var exact = DraftParams()
         exact.vocabulary = 0
-        exact.lookup = 0
         let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
                                    sampling: .greedy, draftParams: exact)
         let fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
@@ -62,6 +61,7 @@ struct SpeculativeTests {
                                  prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
         var params = DraftParams()
         params.vocabulary = 0
+        params.lookup = 3
         let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
                                    sampling: .greedy, draftParams: params)
         let fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
