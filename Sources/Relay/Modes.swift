@@ -160,7 +160,10 @@ public enum ModeError: Error, CustomStringConvertible {
         case .unknown(let n): return "unknown mode '\(n)' (known: \(Modes.names.joined(separator: ", ")))"
         case .missingModel(let m, let r):
             return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
-        case .missingCues(let m): return "mode '\(m)' needs a cue file and none ships for this large model: pass --cues FILE (made by `relay calibrate`)"
+        case .missingCues(let m):
+            let why = Shipped.bundle == nil ? "the shipped cue files are not beside this binary (its Relay_Relay.resources folder is missing)"
+                                            : "none ships for this large model"
+            return "mode '\(m)' needs a cue file and \(why): pass --cues FILE (made by `relay calibrate`)"
         case .badParameter(let m, let k, let v): return "mode '\(m)': parameter \(k)=\(v) is not valid"
         case .noLogprobs(let m):
             return "mode '\(m)' cannot give log-probabilities: only the modes large and small with a local model (one model writes every token) can"

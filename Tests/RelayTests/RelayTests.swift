@@ -17,21 +17,27 @@ func chatPrompt(_ m: Model, _ text: String) throws -> [Int32] {
 
 @Suite("Speculative decoding", .serialized)
 struct SpeculativeTests {
-    @Test("at temperature 0 speculative output equals plain greedy decoding, and drafting with the model itself accepts every draft")
-    func greedyExact() throws {
+    /// SmolLM2 drafting for itself (full draft vocabulary: a pruned one makes the drafter another
+    /// model), greedy, against plain greedy decoding of the same prompt.
+    func againstPlain(_ text: String, maxTokens: Int, lookup: Int = 0) throws -> (plain: RelayResult, fast: RelayResult, spec: Speculative) {
         let m = Models.smol
-        let prompt = try chatPrompt(m, "List three fruits and say why each is healthy.")
+        let prompt = try chatPrompt(m, text)
         var options = GenerationOptions()
-        options.maxTokens = 80
+        options.maxTokens = maxTokens
         options.sampling = .greedy
         let plain = try generate(Solo(session: Session(model: m, contextSize: 512), role: .large, sampling: .greedy),
                                  prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
-        // The full vocabulary: drafting from a pruned one makes the drafter another model.
-        var exact = DraftParams()
-        exact.vocabulary = 0
+        var params = DraftParams()
+        params.vocabulary = 0
+        params.lookup = lookup
         let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
-                                   sampling: .greedy, draftParams: exact)
-        let fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+                                   sampling: .greedy, draftParams: params)
+        return (plain, try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options), spec)
+    }
+
+    @Test("at temperature 0 speculative output equals plain greedy decoding, and drafting with the model itself accepts every draft")
+    func greedyExact() throws {
+        let (plain, fast, _) = try againstPlain("List three fruits and say why each is healthy.", maxTokens: 80)
         #expect(fast.tokens == plain.tokens)
         #expect(fast.text == plain.text)
         #expect(fast.drafted > 0 && fast.accepted == fast.drafted)
@@ -52,19 +58,8 @@ struct SpeculativeTests {
 
     @Test("drafts looked up in the context keep greedy output exact, and are used when the text repeats")
     func lookupGreedyExact() throws {
-        let m = Models.smol
-        let prompt = try chatPrompt(m, "Repeat this sentence three times: the quick brown fox jumps over the lazy dog.")
-        var options = GenerationOptions()
-        options.maxTokens = 60
-        options.sampling = .greedy
-        let plain = try generate(Solo(session: Session(model: m, contextSize: 512), role: .large, sampling: .greedy),
-                                 prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
-        var params = DraftParams()
-        params.vocabulary = 0
-        params.lookup = 3
-        let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
-                                   sampling: .greedy, draftParams: params)
-        let fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+        let (plain, fast, spec) = try againstPlain("Repeat this sentence three times: the quick brown fox jumps over the lazy dog.",
+                                                   maxTokens: 60, lookup: 3)
         #expect(fast.tokens == plain.tokens)
         #expect(spec.lookedUp > 0 && spec.lookupAccepted > 0 && spec.lookupAccepted <= spec.lookedUp)
         #expect(spec.accepted - spec.lookupAccepted == spec.drafted - spec.lookedUp)   // the model's own drafts all pass
