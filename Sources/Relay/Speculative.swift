@@ -72,43 +72,43 @@ public struct DraftController: Sendable {
     /// `accepted` of `proposed` drafts: the accepted ones count as successes, the first rejected one
     /// as a failure (the rest were never tested).
     public mutating func observeAcceptance(proposed: Int, accepted: Int) {
-        for i in 0..<min(proposed, accepted + 1) {
-            acceptance = 0.95 * acceptance + 0.05 * (i < accepted ? 1 : 0)
-        }
+        Self.update(&acceptance, proposed: proposed, accepted: accepted)
     }
 
     public mutating func observeLookup(proposed: Int, accepted: Int) {
+        Self.update(&lookupAcceptance, proposed: proposed, accepted: accepted)
+    }
+
+    static func update(_ rate: inout Double, proposed: Int, accepted: Int) {
         for i in 0..<min(proposed, accepted + 1) {
-            lookupAcceptance = 0.95 * lookupAcceptance + 0.05 * (i < accepted ? 1 : 0)
+            rate = 0.95 * rate + 0.05 * (i < accepted ? 1 : 0)
         }
     }
 
     /// The draft length up to `max` with the most expected tokens per millisecond, and that rate
     /// (nil until the costs are known). k drafts that cost `draft` each (0 when looked up).
     func best(max: Int, acceptance p: Double, draft: Double) -> (k: Int, rate: Double)? {
-        guard let v1 = verifyMs(1) else { return nil }
-        var best = (k: 0, rate: 1 / v1)
-        var tokens = 1.0, power = 1.0
+        guard var best = rate(k: 0, acceptance: p, draft: draft).map({ (k: 0, rate: $0) }) else { return nil }
         for k in stride(from: 1, through: max, by: 1) {
-            power *= p
-            tokens += power
-            guard let v = verifyMs(k + 1) else { break }
-            let rate = tokens / (Double(k) * draft + v)
-            if rate > best.rate { best = (k, rate) }
+            guard let r = rate(k: k, acceptance: p, draft: draft) else { break }
+            if r > best.rate { best = (k, r) }
         }
         return best
+    }
+
+    /// Expected tokens per millisecond of a round with k drafts: (1 + p + ... + p^k) / (k * draft + verify(k + 1)).
+    func rate(k: Int, acceptance p: Double, draft: Double) -> Double? {
+        guard let v = verifyMs(k + 1) else { return nil }
+        var tokens = 1.0, power = 1.0
+        for _ in 0..<k { power *= p; tokens += power }
+        return tokens / (Double(k) * draft + v)
     }
 
     /// How many of `available` looked-up tokens to verify: 0 when a round the small model drafts
     /// for (`small` tokens, as `length` chose) is expected to pay more.
     public func lookupLength(available: Int, small: Int) -> Int {
-        guard let d = draftMs, let v1 = verifyMs(1), let lookup = best(max: available, acceptance: lookupAcceptance, draft: 0) else {
-            return available
-        }
-        var tokens = 1.0, power = 1.0
-        for _ in 0..<small { power *= acceptance; tokens += power }
-        let smallRate = small == 0 ? 1 / v1 : verifyMs(small + 1).map { tokens / (Double(small) * d + $0) } ?? 0
-        return lookup.rate > smallRate ? lookup.k : 0
+        guard let d = draftMs, let lookup = best(max: available, acceptance: lookupAcceptance, draft: 0) else { return available }
+        return lookup.rate > rate(k: small, acceptance: acceptance, draft: d) ?? 0 ? lookup.k : 0
     }
 
     /// The draft length for the next round, at most `max`.
@@ -165,26 +165,13 @@ public final class Speculative: DecodingStrategy {
             let k = params.adaptive ? controller.lookupLength(available: found.count, small: limit) : found.count
             if k > 0 { return try verifyLookup(context: context, proposal: Array(found.prefix(k))) }
         }
-        var clock = DispatchTime.now().uptimeNanoseconds
-        func lap() -> Double {
-            let now = DispatchTime.now().uptimeNanoseconds
-            defer { clock = now }
-            return Double(now - clock) / 1e6
-        }
+        let start = DispatchTime.now().uptimeNanoseconds
         let (proposal, draftDists, steps, firstMs) = try propose(context: context, limit: limit)
         // The first forward also catches up on the tokens the small model has not seen (many after
         // rounds without drafts): only the later ones measure what one more draft costs.
-        let ms = lap()
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         if steps > 1 { controller.observeDraft(steps: steps - 1, ms: ms - firstMs) }
-        // Positions the large model has yet to see: more than the proposal and one token only when
-        // it also prefills (the prompt), which says nothing about the cost of verifying.
-        let unseen = context.count + proposal.count - target.sharedPrefix(context + proposal)
-        let scores = try score(context: context, proposal: proposal)
-        let verifyMs = lap()
-        if unseen == proposal.count + 1 { controller.observeVerify(positions: unseen, ms: verifyMs) }
-        let tokens = verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
-        drafted += proposal.count
-        accepted += tokens.count - 1
+        let tokens = try verifyRound(context: context, proposal: proposal, draftDists: draftDists)
         controller.observeAcceptance(proposed: proposal.count, accepted: tokens.count - 1)
         return Step(tokens: tokens, role: .large)
     }
@@ -192,19 +179,28 @@ public final class Speculative: DecodingStrategy {
     /// A round whose draft was looked up in the context: no small-model forward (its cache catches
     /// up in the next round it drafts). As a deterministic draft, q is one-hot on each token.
     func verifyLookup(context: [Int32], proposal: [Int32]) throws -> Step {
+        let tokens = try verifyRound(context: context, proposal: proposal, draftDists: proposal.map { [Candidate(id: $0, p: 1)] })
+        lookedUp += proposal.count
+        lookupAccepted += tokens.count - 1
+        controller.observeLookup(proposed: proposal.count, accepted: tokens.count - 1)
+        return Step(tokens: tokens, role: .large)
+    }
+
+    /// The large model scores a proposal in one forward (its cost observed) and keeps what it
+    /// agrees with, plus one token of its own; counts drafted and accepted tokens.
+    func verifyRound(context: [Int32], proposal: [Int32], draftDists: [[Candidate]]) throws -> [Int32] {
         let start = DispatchTime.now().uptimeNanoseconds
+        // Positions the large model has yet to see: more than the proposal and one token only when
+        // it also prefills (the prompt), which says nothing about the cost of verifying.
         let unseen = context.count + proposal.count - target.sharedPrefix(context + proposal)
         let scores = try score(context: context, proposal: proposal)
         if unseen == proposal.count + 1 {
             controller.observeVerify(positions: unseen, ms: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
-        let tokens = verify(context: context, proposal: proposal, draftDists: proposal.map { [Candidate(id: $0, p: 1)] }, scores: scores)
+        let tokens = verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
         drafted += proposal.count
         accepted += tokens.count - 1
-        lookedUp += proposal.count
-        lookupAccepted += tokens.count - 1
-        controller.observeLookup(proposed: proposal.count, accepted: tokens.count - 1)
-        return Step(tokens: tokens, role: .large)
+        return tokens
     }
 
     /// The tokens that followed the most recent earlier occurrence of the context's last n tokens

@@ -209,6 +209,12 @@ struct EvalCLITests {
         #expect(badMode.status != 0 && badMode.stderr.contains("fastest"), "\(badMode.stderr)")
         let badVocab = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative", "--draft-vocab=-5", "-p", "x"])
         #expect(badVocab.status != 0 && badVocab.stderr.contains("--draft-vocab"), "\(badVocab.stderr)")
+        let badLookup = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative", "--draft-lookup", "1", "-p", "x"])
+        #expect(badLookup.status != 0 && badLookup.stderr.contains("--draft-lookup must be 0"), "\(badLookup.stderr)")
+        let badModeLookup = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative:draft-lookup=1", "-p", "x"])
+        #expect(badModeLookup.status != 0 && badModeLookup.stderr.contains("draft-lookup=1 is not valid"), "\(badModeLookup.stderr)")
+        let badModeVocab = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative:draft-vocab=-1", "-p", "x"])
+        #expect(badModeVocab.status != 0 && badModeVocab.stderr.contains("draft-vocab=-1 is not valid"), "\(badModeVocab.stderr)")
         let badAdaptive = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative", "--draft-adaptive", "maybe", "-p", "x"])
         #expect(badAdaptive.status != 0 && badAdaptive.stderr.contains("--draft-adaptive must be on or off"), "\(badAdaptive.stderr)")
     }
