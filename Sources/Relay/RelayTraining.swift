@@ -169,7 +169,7 @@ public final class RelayTrainer {
     }
 
     /// Labels of one small-model rollout. A correct rollout needs no help: its positions are
-    /// negatives, its decisive disagreements with the large model all of them. In a wrong one, the
+    /// negatives, its first one and its decisive disagreements with the large model all of them. In a wrong one, the
     /// answer's first position and the most decisive disagreements with the large model are probed: the
     /// large model is called there for each probe length in turn and the small model finishes; the
     /// first length that leads to a correct answer makes a positive, none a negative. Without
@@ -182,9 +182,11 @@ public final class RelayTrainer {
         var labelled = Set<Int>()
         let disagreements = tokens.indices.filter { tf.largeChoice[$0] != tokens[$0] && tf.margin[$0] >= settings.decisive }
         if correct {
-            // Hard negatives: the large model disagreed and the answer came out right anyway.
-            for t in disagreements { examples.append(Example(features: tf.features[t], call: false, choice: 0)) }
-            labelled.formUnion(disagreements)
+            // Hard negatives: the answer's first position and where the large model disagreed; the
+            // answer came out right without help.
+            let negatives = [0] + disagreements.filter { $0 != 0 }
+            for t in negatives { examples.append(Example(features: tf.features[t], call: false, choice: 0)) }
+            labelled.formUnion(negatives)
         } else {
             if settings.probes == 0 {
                 let choice = lengthIndex(settings.unprobedLength)

@@ -37,6 +37,8 @@ extension RelayCommand {
         @Option(name: .customLong("warmup-lr"), help: "Warm-up learning rate (Adam).") var warmupLR: Float = 0.02
         @Option(name: .customLong("call-rate"), help: "Largest share of positions where the warm-up head calls at inference.") var callRate: Float = 0.005
         @Option(help: "Positions probed per wrong warm-up rollout: the answer's first, then the most decisive disagreements (0: the first --unprobed disagreements are positives, unprobed).") var probes = 2
+        @Option(name: .customLong("probe-lengths"), help: "Call lengths tried at a probed position, shortest first (comma separated); a new head chooses among these and 4, 8, 16, 32.")
+        var probeLengths = "8,32"
         @Option(help: "With --probes 0: decisive disagreements per wrong rollout labelled as calls.") var unprobed = 3
         @Option(help: "Least large-model margin p(its token) − p(small token) for a disagreement to be decisive.") var decisive: Float = 0.3
         @Option(help: "Floor rate of calls in GRPO rollouts (exploration).") var explore: Float = 0.003
@@ -49,6 +51,14 @@ extension RelayCommand {
                 throw ValidationError("--limit, --k, --batch and --epochs must be positive and --group-size at least 2")
             }
             guard lr > 0, warmupLR > 0, (0...1).contains(callRate) else { throw ValidationError("learning rates must be positive and --call-rate in 0...1") }
+            guard lengths != nil else { throw ValidationError("--probe-lengths '\(probeLengths)': expected positive numbers, comma separated, such as 8,32") }
+        }
+
+        /// --probe-lengths as numbers, sorted; nil when malformed.
+        var lengths: [Int]? {
+            let n = probeLengths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !n.isEmpty, n.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+            return n.map { $0! }.sorted()
         }
 
         func run() throws {
@@ -70,6 +80,7 @@ extension RelayCommand {
             settings.stop = template.stopStrings
             settings.k = k
             settings.probes = probes
+            settings.probeLengths = lengths!
             settings.unprobed = unprobed
             settings.decisive = decisive
             settings.explore = explore
@@ -78,7 +89,8 @@ extension RelayCommand {
             settings.groupSize = groupSize
             settings.lr = lr
             settings.seed = seed
-            var head = try initial.map(RelayHead.load) ?? RelayHead(model: small.config.name, dim: small.config.dim)
+            var head = try initial.map(RelayHead.load)
+                ?? RelayHead(model: small.config.name, dim: small.config.dim, lengths: Array(Set(RelayHead.defaultLengths + settings.probeLengths)).sorted())
             if let initial, head.dim != small.config.dim {
                 throw HeadError.mismatch(initial, detail: "hidden size \(head.dim), the small model's is \(small.config.dim)")
             }
@@ -88,7 +100,7 @@ extension RelayCommand {
             training.config.merge([
                 "large": URL(fileURLWithPath: large.file.path).lastPathComponent, "small": URL(fileURLWithPath: small.file.path).lastPathComponent,
                 "task": task, "offset": "\(offset)", "limit": "\(limit)", "k": "\(k)", "group_size": "\(groupSize)", "batch": "\(batch)",
-                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "unprobed": "\(unprobed)", "decisive": "\(decisive)", "explore": "\(explore)",
+                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "probe_lengths": "\(probeLengths)", "unprobed": "\(unprobed)", "decisive": "\(decisive)", "explore": "\(explore)",
                 "max_tokens": "\(maxTokens)", "temperature": "\(temperature)", "seed": "\(seed)", "stage": stage.rawValue,
             ].map { (prefix + $0.key, $0.value) }) { _, new in new }
             head.training = training
@@ -106,7 +118,7 @@ extension RelayCommand {
             if stage != .grpo {
                 var examples: [RelayTrainer.Example] = [], heldOut: [RelayTrainer.Example] = []
                 let labels = LabelCache(path: out + ".labels.json",
-                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)+start|unprobed=\(unprobed)|decisive=\(decisive)")
+                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)+start|lengths=\(lengths!)|unprobed=\(unprobed)|decisive=\(decisive)")
                 for (i, p) in problems.enumerated() {
                     let e: [RelayTrainer.Example], correct: Bool
                     if let known = labels.known[p.id] {

@@ -213,6 +213,8 @@ struct EvalCLITests {
         #expect(badLookup.status != 0 && badLookup.stderr.contains("--draft-lookup must be 0"), "\(badLookup.stderr)")
         let badModeLookup = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative:draft-lookup=1", "-p", "x"])
         #expect(badModeLookup.status != 0 && badModeLookup.stderr.contains("draft-lookup=1 is not valid"), "\(badModeLookup.stderr)")
+        let badLengths = try Relay.run(["train-relay", "-m", smol, "-md", smol, "--task", "gsm8k", "--probe-lengths", "8,x", "--out", out + "/h.json"])
+        #expect(badLengths.status != 0 && badLengths.stderr.contains("--probe-lengths '8,x'"), "\(badLengths.stderr)")
         let badModeVocab = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative:draft-vocab=-1", "-p", "x"])
         #expect(badModeVocab.status != 0 && badModeVocab.stderr.contains("draft-vocab=-1 is not valid"), "\(badModeVocab.stderr)")
         let badAdaptive = try Relay.run(["generate", "-m", smol, "-md", smol, "--mode", "speculative", "--draft-adaptive", "maybe", "-p", "x"])

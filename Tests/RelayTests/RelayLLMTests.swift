@@ -245,6 +245,10 @@ struct RelayLLMTests {
         #expect(wrong.count < rollout.count, "later decisive disagreements get no label")
         let right = try trainer.label(problem, rollout: rollout, correct: true)
         #expect(right.count == rollout.count && !right.contains(where: \.call))
+        // Without random negatives or decisive disagreements a correct rollout still labels its first position.
+        trainer.settings.negatives = 0
+        trainer.settings.decisive = 2
+        #expect(try trainer.label(problem, rollout: rollout, correct: true).map(\.call) == [false])
     }
 
     @Test("ranking AUC: 1 when every positive scores above every negative, ties count half")
