@@ -104,7 +104,9 @@ public enum Modes {
             // The large model samples with its own seed.
             var sampling = settings.sampling
             sampling.seed = sampling.seed.map { $0 &+ 1 }
-            return RelayLLM(small: small, large: try largeWriter(sampling: sampling), policy: policy, sampling: settings.sampling, limits: limits)
+            let relay = RelayLLM(small: small, large: try largeWriter(sampling: sampling), policy: policy, sampling: settings.sampling, limits: limits)
+            relay.policyTagsVisible = try parameter("tags", { ["visible": true, "hidden": false][$0] }, default: true, valid: { _ in true })
+            return relay
         }
         // The routers are the training-free baselines: by default they may call at every position.
         func call() throws -> Int { try parameter("call", { Int($0) }, default: 8, valid: { $0 > 0 }) }

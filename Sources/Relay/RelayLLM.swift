@@ -38,6 +38,11 @@ public final class RelayLLM: DecodingStrategy {
     /// What the large model sees during its turn: prompt and tag-free answer, then its own tokens.
     public private(set) var largeContext: [Int32] = []
     public private(set) var calls: [LargeCall] = []
+    /// Whether the small model reads the tags its policy wrote (the paper's model reads its own;
+    /// a frozen model never saw such text). The transcript keeps them either way.
+    public var policyTagsVisible = true
+    /// Positions in the context of the tags the policy wrote.
+    var policyTags: [Range<Int>] = []
 
     public init(small: Session, large: DecodingStrategy, policy: CallPolicy?, sampling: SamplingParams, limits: Limits = Limits()) {
         self.small = small
@@ -75,15 +80,26 @@ public final class RelayLLM: DecodingStrategy {
             return Step(tokens: tokens, role: .large)
 
         case .small:
-            let logits = try small.sync(to: context)
+            let logits = try small.sync(to: policyTagsVisible ? context : withoutPolicyTags(context))
             // The policy is asked only while a call can still be granted.
             if calls.count < limits.maxCalls, context.count - prompt!.count < limits.budget, let policy,
                let n = logits.withUnsafeBufferPointer({ policy.decide(logits: $0, hidden: small.hidden) }) {
-                return consume(tokenizer.encode(RelayTag.text(n), addBOS: false), context: context)
+                let tag = tokenizer.encode(RelayTag.text(n), addBOS: false)
+                policyTags.append(context.count ..< context.count + tag.count)
+                return consume(tag, context: context)
             }
             let token = logits.withUnsafeBufferPointer { smallSampler.sample($0, history: context) }
             return consume([token], context: context)
         }
+    }
+
+    func withoutPolicyTags(_ context: [Int32]) -> [Int32] {
+        var view: [Int32] = [], from = 0
+        for r in policyTags {
+            view += context[from ..< r.lowerBound]
+            from = r.upperBound
+        }
+        return view + context[min(from, context.count)...]
     }
 
     /// Appends the small model's tokens to the text and starts a call if they complete a tag.

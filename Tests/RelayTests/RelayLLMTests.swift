@@ -147,6 +147,14 @@ struct RelayLLMTests {
         r = try run(relay, prompt: prompt, maxTokens: 60)
         #expect(r.calls.map(\.requested) == [10], "\(r.calls)")
 
+        // tags=hidden: the transcript keeps the router's tags, the small model's context does not.
+        (small, large) = pair()
+        let hidden = try #require(try Modes.make("confidence-router", parameters: ["threshold": "1", "call": "4", "turns": "2", "tags": "hidden"],
+                                                 pair: ModePair(large: large, small: small), settings: Modes.Settings()) as? RelayLLM)
+        r = try run(hidden, prompt: prompt, maxTokens: 40)
+        #expect(r.calls.count == 2 && r.text.hasPrefix("<call>4</call>"), "\(r.text)")
+        #expect(!m.tokenizer.decode(Array(small.tokens.dropFirst(prompt.count))).contains("<call>"), "the small model read a tag")
+
         // Rate 0 never calls; modes are built by name with their parameters.
         (small, large) = pair()
         let none = try Modes.make("random-router", parameters: ["rate": "0", "call": "8"], pair: ModePair(large: large, small: small), settings: Modes.Settings())
@@ -155,7 +163,8 @@ struct RelayLLMTests {
         options.sampling = .greedy
         #expect(try generate(none, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
         let bad = [("confidence-router", "threshold", "2"), ("speculative", "adaptive", "maybe"), ("speculative", "draft-max", "-1"),
-                   ("speculative", "draft-p-min", "1.5"), ("relaygen-sd", "check-p-min", "x"), ("relaygen", "top-cues", "0"), ("relayllm", "threshold", "1")]
+                   ("speculative", "draft-p-min", "1.5"), ("relaygen-sd", "check-p-min", "x"), ("relaygen", "top-cues", "0"), ("relayllm", "threshold", "1"),
+                   ("relayllm", "tags", "maybe")]
         for (mode, key, value) in bad {
             #expect(throws: ModeError.self, "\(mode):\(key)=\(value)") {
                 try Modes.make(mode, parameters: [key: value], pair: ModePair(large: large, small: small), settings: Modes.Settings())
