@@ -80,7 +80,7 @@ extension RelayCommand {
             settings.stop = template.stopStrings
             settings.k = k
             settings.probes = probes
-            settings.probeLengths = lengths!
+            settings.probeLengths = lengths!   // checked in validate()
             settings.unprobed = unprobed
             settings.decisive = decisive
             settings.explore = explore
@@ -118,7 +118,7 @@ extension RelayCommand {
             if stage != .grpo {
                 var examples: [RelayTrainer.Example] = [], heldOut: [RelayTrainer.Example] = []
                 let labels = LabelCache(path: out + ".labels.json",
-                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)+start|lengths=\(lengths!)|unprobed=\(unprobed)|decisive=\(decisive)")
+                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)+start|lengths=\(settings.probeLengths)|unprobed=\(unprobed)|decisive=\(decisive)")
                 for (i, p) in problems.enumerated() {
                     let e: [RelayTrainer.Example], correct: Bool
                     if let known = labels.known[p.id] {
