@@ -97,7 +97,7 @@ public enum Modes {
             return try RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
                                 tokenizer: small.model.tokenizer, settings: gen, sampling: settings.sampling)
         }
-        func relayLLM(policy: CallPolicy?, maxCalls: Int) throws -> DecodingStrategy {
+        func relayLLM(policy: CallPolicy?, maxCalls: Int, tags: TagVisibility = .visible) throws -> DecodingStrategy {
             let small = try need(.small)
             var limits = RelayLLM.Limits()
             limits.maxCalls = try parameter("turns", { Int($0) }, default: maxCalls, valid: { $0 >= 0 })
@@ -105,7 +105,7 @@ public enum Modes {
             var sampling = settings.sampling
             sampling.seed = sampling.seed.map { $0 &+ 1 }
             let relay = RelayLLM(small: small, large: try largeWriter(sampling: sampling), policy: policy, sampling: settings.sampling, limits: limits)
-            relay.policyTagsVisible = try parameter("tags", { ["visible": true, "hidden": false][$0] }, default: true, valid: { _ in true })
+            relay.policyTags = try parameter("tags", { TagVisibility(rawValue: $0) }, default: tags, valid: { _ in true })
             return relay
         }
         // The routers are the training-free baselines: by default they may call at every position.
@@ -127,7 +127,8 @@ public enum Modes {
             // threshold=P trades calls for accuracy without retraining.
             let threshold = try parameter("threshold", { Float($0) }, default: head?.threshold ?? 0.5, valid: { (0..<1).contains($0) })
             head?.threshold = threshold
-            strategy = try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls)
+            // A head runs under the tag visibility it was trained with.
+            strategy = try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls, tags: head?.tags ?? .visible)
         case "random-router":
             let rate = try parameter("rate", { Double($0) }, default: 0.05, valid: { (0...1).contains($0) })
             let seed = try parameter("seed", { UInt64($0) }, default: settings.sampling.seed ?? 0, valid: { _ in true })

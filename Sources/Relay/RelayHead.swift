@@ -23,6 +23,8 @@ public struct RelayHead: Codable, Sendable, Equatable {
     public var lengthBias: [Float]
     /// At inference the head calls when p(call) exceeds this.
     public var threshold: Float = 0.5
+    /// Whether the small model read the head's tags in training, and so at inference (nil: visible).
+    public var tags: TagVisibility?
     /// How it was trained: settings, and curves (one value per warm-up epoch or GRPO step).
     public var training: Training?
 

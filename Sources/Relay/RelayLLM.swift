@@ -38,11 +38,10 @@ public final class RelayLLM: DecodingStrategy {
     /// What the large model sees during its turn: prompt and tag-free answer, then its own tokens.
     public private(set) var largeContext: [Int32] = []
     public private(set) var calls: [LargeCall] = []
-    /// Whether the small model reads the tags its policy wrote (the paper's model reads its own;
-    /// a frozen model never saw such text). The transcript keeps them either way.
-    public var policyTagsVisible = true
+    /// Whether the small model reads the tags its policy wrote. The transcript keeps them either way.
+    public var policyTags = TagVisibility.visible
     /// Positions in the context of the tags the policy wrote.
-    var policyTags: [Range<Int>] = []
+    var policyTagRanges: [Range<Int>] = []
 
     public init(small: Session, large: DecodingStrategy, policy: CallPolicy?, sampling: SamplingParams, limits: Limits = Limits()) {
         self.small = small
@@ -80,12 +79,12 @@ public final class RelayLLM: DecodingStrategy {
             return Step(tokens: tokens, role: .large)
 
         case .small:
-            let logits = try small.sync(to: policyTagsVisible ? context : withoutPolicyTags(context))
+            let logits = try small.sync(to: policyTags == .visible ? context : withoutPolicyTags(context))
             // The policy is asked only while a call can still be granted.
             if calls.count < limits.maxCalls, context.count - prompt!.count < limits.budget, let policy,
                let n = logits.withUnsafeBufferPointer({ policy.decide(logits: $0, hidden: small.hidden) }) {
                 let tag = tokenizer.encode(RelayTag.text(n), addBOS: false)
-                policyTags.append(context.count ..< context.count + tag.count)
+                policyTagRanges.append(context.count ..< context.count + tag.count)
                 return consume(tag, context: context)
             }
             let token = logits.withUnsafeBufferPointer { smallSampler.sample($0, history: context) }
@@ -95,7 +94,7 @@ public final class RelayLLM: DecodingStrategy {
 
     func withoutPolicyTags(_ context: [Int32]) -> [Int32] {
         var view: [Int32] = [], from = 0
-        for r in policyTags {
+        for r in policyTagRanges {
             view += context[from ..< r.lowerBound]
             from = r.upperBound
         }
@@ -121,6 +120,13 @@ public final class RelayLLM: DecodingStrategy {
         }
         return Step(tokens: tokens, role: .small)
     }
+}
+
+/// Whether the small model reads the `<call>n</call>` tags its call policy wrote. The paper's model
+/// reads its own, having been fine-tuned to write them; a frozen model never saw such text and
+/// imitates it (`hidden` leaves them out of its context).
+public enum TagVisibility: String, Codable, Sendable, CaseIterable {
+    case visible, hidden
 }
 
 /// The relay tag `<call>n</call>`, matched on text as `<call>\s*(\d+)\s*</call>`.

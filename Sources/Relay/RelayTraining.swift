@@ -52,6 +52,8 @@ public final class RelayTrainer {
         public var clip: Float = 0.2
         /// Floor rate of calls in GRPO rollouts (exploration; inference does not use it).
         public var explore: Float = 0.003
+        /// Whether the small model reads the tags the head wrote in rollouts and probes.
+        public var tags = TagVisibility.visible
         public var seed: UInt64 = 0
         public init() {}
     }
@@ -233,6 +235,7 @@ public final class RelayTrainer {
     /// small model finish, gives a correct answer.
     func continuation(_ p: Problem, prefix: [Int32], call n: Int) throws -> Bool {
         let strategy = RelayLLM(small: small, large: large, policy: CallOnce(n), sampling: options().sampling)
+        strategy.policyTags = settings.tags
         var o = options()
         o.maxTokens = max(1, settings.maxTokens - prefix.count)
         let r = try generate(strategy, prompt: p.prompt + prefix, tokenizer: tokenizer, contextSize: small.contextSize, options: o)
@@ -341,6 +344,7 @@ public final class RelayTrainer {
             let policy = HeadPolicy(head: head, samplingSeed: rng.next(), explore: settings.explore)
             let o = options()
             let strategy = RelayLLM(small: small, large: large, policy: policy, sampling: o.sampling)
+            strategy.policyTags = settings.tags
             let r = try generate(strategy, prompt: p.prompt, tokenizer: tokenizer, contextSize: small.contextSize, options: o)
             let correct = p.isCorrect(r.answer)
             rollouts.append(Rollout(decisions: policy.decisions, reward: Reward.value(kind, correct: correct, calls: r.calls.count, rho: r.rho),

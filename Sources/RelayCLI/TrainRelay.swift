@@ -42,6 +42,8 @@ extension RelayCommand {
         @Option(help: "With --probes 0: decisive disagreements per wrong rollout labelled as calls.") var unprobed = 3
         @Option(help: "Least large-model margin p(its token) − p(small token) for a disagreement to be decisive.") var decisive: Float = 0.3
         @Option(help: "Floor rate of calls in GRPO rollouts (exploration).") var explore: Float = 0.003
+        @Option(help: "visible: the small model reads the tags the head writes (the paper's protocol); hidden: they stay out of its context (a frozen model never saw them). Stored in the head, which runs that way.")
+        var tags = TagVisibility.hidden
         @Option(name: .customLong("max-tokens"), help: "Most tokens per rollout.") var maxTokens = 384
         @Option(name: .customLong("temp"), help: "Sampling temperature of rollouts.") var temperature: Float = 0.7
         @Option(help: "Seed of sampling and of the head's decisions.") var seed: UInt64 = 0
@@ -84,6 +86,7 @@ extension RelayCommand {
             settings.unprobed = unprobed
             settings.decisive = decisive
             settings.explore = explore
+            settings.tags = tags
             settings.warmupLR = warmupLR
             settings.callRate = callRate
             settings.groupSize = groupSize
@@ -94,13 +97,14 @@ extension RelayCommand {
             if let initial, head.dim != small.config.dim {
                 throw HeadError.mismatch(initial, detail: "hidden size \(head.dim), the small model's is \(small.config.dim)")
             }
+            head.tags = tags
             var training = head.training ?? RelayHead.Training()
             // A stage run alone prefixes its settings, so a GRPO run keeps the warm-up's beside its own.
             let prefix = stage == .both ? "" : stage.rawValue + "."
             training.config.merge([
                 "large": URL(fileURLWithPath: large.file.path).lastPathComponent, "small": URL(fileURLWithPath: small.file.path).lastPathComponent,
                 "task": task, "offset": "\(offset)", "limit": "\(limit)", "k": "\(k)", "group_size": "\(groupSize)", "batch": "\(batch)",
-                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "probe_lengths": "\(probeLengths)", "unprobed": "\(unprobed)", "decisive": "\(decisive)", "explore": "\(explore)",
+                "epochs": "\(epochs)", "lr": "\(lr)", "warmup_lr": "\(warmupLR)", "call_rate": "\(callRate)", "probes": "\(probes)", "probe_lengths": "\(probeLengths)", "unprobed": "\(unprobed)", "decisive": "\(decisive)", "explore": "\(explore)", "tags": tags.rawValue,
                 "max_tokens": "\(maxTokens)", "temperature": "\(temperature)", "seed": "\(seed)", "stage": stage.rawValue,
             ].map { (prefix + $0.key, $0.value) }) { _, new in new }
             head.training = training
@@ -118,7 +122,7 @@ extension RelayCommand {
             if stage != .grpo {
                 var examples: [RelayTrainer.Example] = [], heldOut: [RelayTrainer.Example] = []
                 let labels = LabelCache(path: out + ".labels.json",
-                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)+start|lengths=\(settings.probeLengths)|unprobed=\(unprobed)|decisive=\(decisive)")
+                                        key: "\(model.model)|\(model.draftModel ?? "")|\(task)|max=\(maxTokens)|temp=\(temperature)|seed=\(seed)|k=\(k)|probes=\(probes)+start|lengths=\(settings.probeLengths)|unprobed=\(unprobed)|decisive=\(decisive)" + (probes > 0 ? "|tags=\(tags)" : ""))
                 for (i, p) in problems.enumerated() {
                     let e: [RelayTrainer.Example], correct: Bool
                     if let known = labels.known[p.id] {
@@ -297,3 +301,5 @@ enum TrainingPage {
         """
     }
 }
+
+extension TagVisibility: ExpressibleByArgument {}

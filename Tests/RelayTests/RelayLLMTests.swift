@@ -154,6 +154,14 @@ struct RelayLLMTests {
         r = try run(hidden, prompt: prompt, maxTokens: 40)
         #expect(r.calls.count == 2 && r.text.hasPrefix("<call>4</call>"), "\(r.text)")
         #expect(!m.tokenizer.decode(Array(small.tokens.dropFirst(prompt.count))).contains("<call>"), "the small model read a tag")
+        // A head runs with the visibility it was trained with, unless the mode says otherwise.
+        var head = RelayHead(model: m.config.name, dim: m.config.dim)
+        head.tags = .hidden
+        var withHead = Modes.Settings()
+        withHead.head = .head(head, path: "hidden-head.json")
+        let headed = { (p: [String: String]) in try Modes.make("relayllm", parameters: p, pair: ModePair(large: large, small: small), settings: withHead) as? RelayLLM }
+        #expect(try headed([:])?.policyTags == .hidden)
+        #expect(try headed(["tags": "visible"])?.policyTags == .visible)
 
         // Rate 0 never calls; modes are built by name with their parameters.
         (small, large) = pair()
@@ -193,6 +201,7 @@ struct RelayLLMTests {
         let relay = try #require(try Modes.make("relayllm", pair: ModePair(large: s, small: Session(model: Models.qwen, contextSize: 64)),
                                                 settings: Modes.Settings()) as? RelayLLM)
         #expect((relay.policy as? HeadPolicy)?.head == head)
+        #expect(relay.policyTags == head.tags ?? .visible)
     }
 
     @Test("a tiny GRPO run on SmolLM2 changes the head and lowers the surrogate loss")
