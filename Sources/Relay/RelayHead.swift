@@ -123,7 +123,12 @@ public struct RelayHead: Codable, Sendable, Equatable {
         return nil
     }
 
-    /// The head shipped for a small model (`Heads/<GGUF file name>.json`), if there is one.
+    /// The file of the head shipped for a small model (`Heads/<GGUF file name>.json`), if there is one.
+    public static func shippedPath(for model: Model) -> String? {
+        Shipped.file(in: "Heads", for: model.file.path)?.path
+    }
+
+    /// The head shipped for a small model, if there is one.
     public static func shipped(for model: Model) throws -> RelayHead? {
         guard let url = Shipped.file(in: "Heads", for: model.file.path) else { return nil }
         let head = try load(url.path)

@@ -482,17 +482,19 @@ extension RelayHead {
         for k in 0..<K { lengthBias[k] += delta[F + 1 + K * F + k] }
     }
 
-    /// Adds the gradient of (l2 / 2)·‖weights‖² (biases are free) and returns that penalty.
+    /// Adds the gradient of (l2 / 2)·‖weights of the hidden state‖² and returns that penalty. The
+    /// biases and the confidence features (top-1 probability, entropy) are free: the penalty keeps
+    /// 896 hidden-state weights from fitting noise without pulling the head away from the
+    /// confidence signal it can always use.
     func penalise(_ grad: inout [Float], l2: Float) -> Float {
         let F = features, base = F + 1
         var sum: Float = 0
-        for i in 0..<F {
-            grad[i] += l2 * callWeights[i]
-            sum += callWeights[i] * callWeights[i]
-        }
-        for i in 0..<lengths.count * F {
-            grad[base + i] += l2 * lengthWeights[i]
-            sum += lengthWeights[i] * lengthWeights[i]
+        for k in -1 ..< lengths.count {
+            for i in 0..<dim {
+                let (g, w) = k < 0 ? (i, callWeights[i]) : (base + k * F + i, lengthWeights[k * F + i])
+                grad[g] += l2 * w
+                sum += w * w
+            }
         }
         return l2 / 2 * sum
     }

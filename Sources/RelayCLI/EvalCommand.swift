@@ -77,7 +77,7 @@ extension RelayCommand.EvalCommand {
             var extra = ["chat_template": "\(template)", "context": "\(model.ctxSize)",
                          "draft": "max=\(settings.draft.max) min=\(settings.draft.min) p-min=\(settings.draft.pMin) vocab=\(settings.draft.vocabulary)"
                              + (settings.draft.adaptive ? " adaptive" : ""),
-                         "relay_head": relay.relayHead ?? "shipped"]
+                         "relay_head": try headIdentity(relay.relayHead, small: small, store: store)]
             if let cues = try settings.cues ?? large.flatMap({ try CueSet.shipped(for: $0) }) {
                 extra["cues"] = cues.cues.map(\.text).joined(separator: " | ")
             }
@@ -96,6 +96,18 @@ extension RelayCommand.EvalCommand {
             note("\(taskSet.name): \(problems.count) problems × \(specs.count) modes → \(out)")
             let summary = try runner.run(directory: out, progress: ProgressBar())
             writeOut(Report.table(summary) + "\n")
+        }
+
+        /// The relayllm head as the configuration pins it: by content, so that retraining the
+        /// shipped head (or rewriting a head file) starts a new run instead of joining an old one.
+        func headIdentity(_ choice: String?, small: Model?, store: AssetStore) throws -> String {
+            switch choice {
+            case "none": return "none"
+            case let path?: return "\(path) sha256:\(try store.sha256(path).prefix(16))"
+            case nil:
+                guard let path = small.flatMap(RelayHead.shippedPath) else { return "shipped (none for this model)" }
+                return "shipped sha256:\(try store.sha256(path).prefix(16))"
+            }
         }
     }
 

@@ -146,7 +146,7 @@ extension RelayCommand {
                 let start = trainer.head
                 var chosen: (l2: Float, auc: Double)?
                 var report: [String] = []
-                for l2 in [Float(0), 0.001, 0.01, 0.1, 1] {
+                for l2 in [Float(0), 0.01, 0.1, 1, 10, 100] {
                     trainer.head = start
                     trainer.settings.warmupL2 = l2
                     trainer.warmup(examples)

@@ -244,6 +244,26 @@ struct RelayLLMTests {
         #expect(zip(examples, p).filter { $0.0.call }.allSatisfy { $0.1.pCall > 0.5 && $0.1.lengths.firstIndex(of: $0.1.lengths.max()!) == 2 })
     }
 
+    @Test("the warm-up's L2 penalty falls on the hidden-state weights, not on the confidence features")
+    func warmupPenalty() throws {
+        let (small, large) = pair()
+        var settings = RelayTrainer.Settings()
+        settings.warmupEpochs = 200
+        settings.warmupL2 = 100
+        let trainer = RelayTrainer(small: small, large: large, head: RelayHead(model: "t", dim: 3), settings: settings)
+        var rng = Xoshiro256(seed: 2)
+        // Calls follow the top-1 probability feature (index 3) and one hidden feature (index 0) alike.
+        let examples = (0..<200).map { i -> RelayTrainer.Example in
+            let call = i % 4 == 0
+            var x = (0..<5).map { _ in rng.unit() }
+            if call { x[0] += 2; x[3] += 2 }
+            return RelayTrainer.Example(features: x, call: call, choice: 0)
+        }
+        trainer.warmup(examples)
+        let w = trainer.head.callWeights
+        #expect(abs(w[3]) > 1 && abs(w[0]) < 0.1, "\(w)")
+    }
+
     @Test("unprobed warm-up labels: the first decisive disagreements of a wrong rollout call, a correct rollout never does")
     func unprobedLabels() throws {
         let m = Models.smol
