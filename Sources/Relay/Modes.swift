@@ -97,7 +97,7 @@ public enum Modes {
             return try RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
                                 tokenizer: small.model.tokenizer, settings: gen, sampling: settings.sampling)
         }
-        func relayLLM(policy: CallPolicy?, maxCalls: Int, tags: TagVisibility = .visible) throws -> DecodingStrategy {
+        func relayLLM(policy: CallPolicy?, maxCalls: Int, tags: TagVisibility = .hidden) throws -> DecodingStrategy {
             let small = try need(.small)
             var limits = RelayLLM.Limits()
             limits.maxCalls = try parameter("turns", { Int($0) }, default: maxCalls, valid: { $0 >= 0 })

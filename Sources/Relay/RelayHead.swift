@@ -130,10 +130,10 @@ public struct RelayHead: Codable, Sendable, Equatable {
 
     /// The head shipped for a small model, if there is one.
     public static func shipped(for model: Model) throws -> RelayHead? {
-        guard let url = Shipped.file(in: "Heads", for: model.file.path) else { return nil }
-        let head = try load(url.path)
+        guard let path = shippedPath(for: model) else { return nil }
+        let head = try load(path)
         guard head.dim == model.config.dim else {
-            throw HeadError.mismatch(url.path, detail: "hidden size \(head.dim), the small model's is \(model.config.dim)")
+            throw HeadError.mismatch(path, detail: "hidden size \(head.dim), the small model's is \(model.config.dim)")
         }
         return head
     }

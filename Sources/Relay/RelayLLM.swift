@@ -7,8 +7,9 @@ import Foundation
 ///
 /// Every way of deciding to call goes through that one text protocol: a `CallPolicy` (learned
 /// head, random or confidence router) that fires writes the tag into the transcript as ordinary
-/// small-model text, so the small model sees where help was asked, and the same tag matcher starts
-/// the call as for a tag the model wrote by itself. Without a policy only the model's own tags count.
+/// small-model text, and the same tag matcher starts the call as for a tag the model wrote by
+/// itself (`policyTags` says whether the small model then reads it). Without a policy only the
+/// model's own tags count.
 ///
 /// Limits: at most `maxCalls` calls per answer (later tags are left as text and ignored), a call
 /// asks for at most `maxCallTokens`, and never past `budget` tokens of answer.
@@ -39,7 +40,7 @@ public final class RelayLLM: DecodingStrategy {
     public private(set) var largeContext: [Int32] = []
     public private(set) var calls: [LargeCall] = []
     /// Whether the small model reads the tags its policy wrote. The transcript keeps them either way.
-    public var policyTags = TagVisibility.visible
+    public var policyTags = TagVisibility.hidden
     /// Positions in the context of the tags the policy wrote.
     var policyTagRanges: [Range<Int>] = []
 
@@ -124,7 +125,7 @@ public final class RelayLLM: DecodingStrategy {
 
 /// Whether the small model reads the `<call>n</call>` tags its call policy wrote. The paper's model
 /// reads its own, having been fine-tuned to write them; a frozen model never saw such text and
-/// imitates it (`hidden` leaves them out of its context).
+/// imitates it, so by default (`hidden`) its context holds only what it wrote itself.
 public enum TagVisibility: String, Codable, Sendable, CaseIterable {
     case visible, hidden
 }

@@ -53,7 +53,7 @@ public final class RelayTrainer {
         /// Floor rate of calls in GRPO rollouts (exploration; inference does not use it).
         public var explore: Float = 0.003
         /// Whether the small model reads the tags the head wrote in rollouts and probes.
-        public var tags = TagVisibility.visible
+        public var tags = TagVisibility.hidden
         public var seed: UInt64 = 0
         public init() {}
     }

@@ -147,21 +147,28 @@ struct RelayLLMTests {
         r = try run(relay, prompt: prompt, maxTokens: 60)
         #expect(r.calls.map(\.requested) == [10], "\(r.calls)")
 
-        // tags=hidden: the transcript keeps the router's tags, the small model's context does not.
-        (small, large) = pair()
-        let hidden = try #require(try Modes.make("confidence-router", parameters: ["threshold": "1", "call": "4", "turns": "2", "tags": "hidden"],
-                                                 pair: ModePair(large: large, small: small), settings: Modes.Settings()) as? RelayLLM)
-        r = try run(hidden, prompt: prompt, maxTokens: 40)
-        #expect(r.calls.count == 2 && r.text.hasPrefix("<call>4</call>"), "\(r.text)")
-        #expect(!m.tokenizer.decode(Array(small.tokens.dropFirst(prompt.count))).contains("<call>"), "the small model read a tag")
-        // A head runs with the visibility it was trained with, unless the mode says otherwise.
-        var head = RelayHead(model: m.config.name, dim: m.config.dim)
-        head.tags = .hidden
-        var withHead = Modes.Settings()
-        withHead.head = .head(head, path: "hidden-head.json")
-        let headed = { (p: [String: String]) in try Modes.make("relayllm", parameters: p, pair: ModePair(large: large, small: small), settings: withHead) as? RelayLLM }
-        #expect(try headed([:])?.policyTags == .hidden)
-        #expect(try headed(["tags": "visible"])?.policyTags == .visible)
+        // By default (tags=hidden) the transcript keeps the router's tags, the small model's context does not;
+        // tags=visible shows them to it.
+        for tags in ["hidden", "visible"] {
+            (small, large) = pair()
+            let router = try #require(try Modes.make("confidence-router", parameters: ["threshold": "1", "call": "4", "turns": "2"].merging(tags == "hidden" ? [:] : ["tags": tags]) { a, _ in a },
+                                                     pair: ModePair(large: large, small: small), settings: Modes.Settings()) as? RelayLLM)
+            r = try run(router, prompt: prompt, maxTokens: 40)
+            #expect(r.calls.count == 2 && r.text.hasPrefix("<call>4</call>"), "\(r.text)")
+            #expect(m.tokenizer.decode(Array(small.tokens.dropFirst(prompt.count))).contains("<call>") == (tags == "visible"), "\(tags)")
+        }
+        // A head runs with the visibility it was trained with (a file without it was trained
+        // visible), unless the mode says otherwise.
+        let headed = { (tags: TagVisibility?, p: [String: String]) in
+            var head = RelayHead(model: m.config.name, dim: m.config.dim)
+            head.tags = tags
+            var withHead = Modes.Settings()
+            withHead.head = .head(head, path: "head.json")
+            return try Modes.make("relayllm", parameters: p, pair: ModePair(large: large, small: small), settings: withHead) as? RelayLLM
+        }
+        #expect(try headed(.hidden, [:])?.policyTags == .hidden)
+        #expect(try headed(nil, [:])?.policyTags == .visible)
+        #expect(try headed(.visible, ["tags": "hidden"])?.policyTags == .hidden)
 
         // Rate 0 never calls; modes are built by name with their parameters.
         (small, large) = pair()
