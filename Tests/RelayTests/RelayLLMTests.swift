@@ -229,20 +229,28 @@ struct RelayLLMTests {
         #expect(trainer.head != head)
     }
 
+    /// A trainer of a head with 3 hidden features (5 in all) and 200 synthetic examples, every
+    /// `every`-th a call whose features `shift` moves.
+    func synthetic(seed: UInt64, every: Int, choice: Int, settings: RelayTrainer.Settings,
+                   shift: (inout [Float]) -> Void) -> (RelayTrainer, [RelayTrainer.Example]) {
+        let (small, large) = pair()
+        let trainer = RelayTrainer(small: small, large: large, head: RelayHead(model: "t", dim: 3), settings: settings)
+        var rng = Xoshiro256(seed: seed)
+        let examples = (0..<200).map { i -> RelayTrainer.Example in
+            let call = i % every == 0
+            var x = (0..<5).map { _ in rng.unit() }
+            if call { shift(&x) }
+            return RelayTrainer.Example(features: x, call: call, choice: call ? choice : 0)
+        }
+        return (trainer, examples)
+    }
+
     @Test("the warm-up fit separates labelled positions and keeps the call rate under the limit")
     func warmupFit() throws {
-        let (small, large) = pair()
         var settings = RelayTrainer.Settings()
         settings.warmupEpochs = 100
         settings.callRate = 0.05
-        let trainer = RelayTrainer(small: small, large: large, head: RelayHead(model: "t", dim: 3), settings: settings)
-        var rng = Xoshiro256(seed: 1)
-        var examples: [RelayTrainer.Example] = []
-        for i in 0..<200 {
-            let call = i % 10 == 0
-            let x = (0..<5).map { _ in rng.unit() }
-            examples.append(RelayTrainer.Example(features: call ? x.map { $0 + 2 } : x, call: call, choice: call ? 2 : 0))
-        }
+        let (trainer, examples) = synthetic(seed: 1, every: 10, choice: 2, settings: settings) { x in x = x.map { $0 + 2 } }
         let curve = trainer.warmup(examples)
         #expect(curve.last! < curve.first!)
         let p = examples.map { trainer.head.evaluate($0.features) }
@@ -253,19 +261,11 @@ struct RelayLLMTests {
 
     @Test("the warm-up's L2 penalty falls on the hidden-state weights, not on the confidence features")
     func warmupPenalty() throws {
-        let (small, large) = pair()
         var settings = RelayTrainer.Settings()
         settings.warmupEpochs = 200
         settings.warmupL2 = 100
-        let trainer = RelayTrainer(small: small, large: large, head: RelayHead(model: "t", dim: 3), settings: settings)
-        var rng = Xoshiro256(seed: 2)
         // Calls follow the top-1 probability feature (index 3) and one hidden feature (index 0) alike.
-        let examples = (0..<200).map { i -> RelayTrainer.Example in
-            let call = i % 4 == 0
-            var x = (0..<5).map { _ in rng.unit() }
-            if call { x[0] += 2; x[3] += 2 }
-            return RelayTrainer.Example(features: x, call: call, choice: 0)
-        }
+        let (trainer, examples) = synthetic(seed: 2, every: 4, choice: 0, settings: settings) { x in x[0] += 2; x[3] += 2 }
         trainer.warmup(examples)
         let w = trainer.head.callWeights
         #expect(abs(w[3]) > 1 && abs(w[0]) < 0.1, "\(w)")
