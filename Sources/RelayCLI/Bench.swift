@@ -32,8 +32,18 @@ extension RelayCommand {
         @Flag(help: "Print one JSON object.")
         var json = false
 
+        func validate() throws {
+            for (flag, list) in [("--verify-counts", verifyCounts), ("--sequence-counts", sequenceCounts)] where positiveIntegers(list) == nil {
+                throw ValidationError("\(flag) '\(list)': expected positive numbers, comma separated, such as 1,4")
+            }
+        }
+
         func run() throws {
             let m = try model.load()
+            let counts = positiveIntegers(verifyCounts)!, seqCounts = positiveIntegers(sequenceCounts)!   // checked in validate()
+            if let most = seqCounts.max(), most > m.maxBatch {
+                throw ValidationError("--sequence-counts: \(most) sequences, but one forward takes at most \(m.maxBatch)")
+            }
             let cache = m.makeCache(capacity: max(nPrompt + nGen, verifyContext + 64))
             // Deterministic pseudo-random tokens, as llama-bench uses random ids.
             var rng = Xoshiro256(seed: 42)
@@ -62,7 +72,6 @@ extension RelayCommand {
                     })
                 }
             }
-            let counts = verifyCounts.split(separator: ",").compactMap { Int($0) }
             var verify: [(Int, Double)] = []
             let context = Array(prompt.prefix(verifyContext)) + Array(repeating: 1, count: max(0, verifyContext - prompt.count))
             cache.truncate(to: 0)
@@ -77,7 +86,6 @@ extension RelayCommand {
             }
             // Batched decode: one step in each of n caches holding the same context, in one forward.
             var batched: [(Int, Double)] = []
-            let seqCounts = sequenceCounts.split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 && $0 <= m.maxBatch }
             if let most = seqCounts.max() {
                 let caches = (0..<most).map { _ in m.makeCache(capacity: context.count + 8) }
                 for c in caches { _ = try m.forward(context, cache: c) }

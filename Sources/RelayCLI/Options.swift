@@ -155,6 +155,13 @@ struct RelayOptions: ParsableArguments {
     }
 }
 
+/// A comma-separated list of positive integers such as "1,4,16", or nil when an entry is not one.
+func positiveIntegers(_ list: String) -> [Int]? {
+    let n = list.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard n.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+    return n.map { $0! }
+}
+
 /// Writes to stderr, unbuffered.
 func note(_ s: String) {
     FileHandle.standardError.write((s + "\n").data(using: .utf8)!)

@@ -57,11 +57,7 @@ extension RelayCommand {
         }
 
         /// --probe-lengths as numbers, sorted; nil when malformed.
-        var lengths: [Int]? {
-            let n = probeLengths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !n.isEmpty, n.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
-            return n.map { $0! }.sorted()
-        }
+        var lengths: [Int]? { positiveIntegers(probeLengths)?.sorted() }
 
         func run() throws {
             guard model.draftModel != nil else { throw ValidationError("training needs the small model: pass -md SMALL") }
