@@ -97,7 +97,7 @@ public enum Modes {
             return try RelayGen(large: driver, small: Solo(session: small, role: .small, sampling: settings.sampling),
                                 tokenizer: small.model.tokenizer, settings: gen, sampling: settings.sampling)
         }
-        func relayLLM(policy: CallPolicy?, maxCalls: Int, tags: TagVisibility = .hidden) throws -> DecodingStrategy {
+        func relayLLM(policy: CallPolicy?, maxCalls: Int, tags: TagVisibility? = nil) throws -> DecodingStrategy {
             let small = try need(.small)
             var limits = RelayLLM.Limits()
             limits.maxCalls = try parameter("turns", { Int($0) }, default: maxCalls, valid: { $0 >= 0 })
@@ -105,7 +105,7 @@ public enum Modes {
             var sampling = settings.sampling
             sampling.seed = sampling.seed.map { $0 &+ 1 }
             let relay = RelayLLM(small: small, large: try largeWriter(sampling: sampling), policy: policy, sampling: settings.sampling, limits: limits)
-            relay.policyTags = try parameter("tags", { TagVisibility(rawValue: $0) }, default: tags, valid: { _ in true })
+            relay.policyTags = try parameter("tags", { TagVisibility(rawValue: $0) }, default: tags ?? relay.policyTags, valid: { _ in true })
             return relay
         }
         // The routers are the training-free baselines: by default they may call at every position.

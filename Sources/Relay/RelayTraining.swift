@@ -489,12 +489,13 @@ extension RelayHead {
     func penalise(_ grad: inout [Float], l2: Float) -> Float {
         let F = features, base = F + 1
         var sum: Float = 0
-        for k in -1 ..< lengths.count {
-            for i in 0..<dim {
-                let (g, w) = k < 0 ? (i, callWeights[i]) : (base + k * F + i, lengthWeights[k * F + i])
-                grad[g] += l2 * w
-                sum += w * w
-            }
+        func add(_ g: Int, _ w: Float) {
+            grad[g] += l2 * w
+            sum += w * w
+        }
+        for i in 0..<dim { add(i, callWeights[i]) }
+        for k in lengths.indices {
+            for i in 0..<dim { add(base + k * F + i, lengthWeights[k * F + i]) }
         }
         return l2 / 2 * sum
     }
