@@ -306,9 +306,11 @@ def busy_slots(s):
 
 def test_full_queue_and_disconnect(s):
     """Two slots busy, two requests queued: the next is refused with 429; closing the streams stops
-    their generations (the slots come free long before 2,000 tokens)."""
+    their generations (the slots come free long before 2,000 tokens). Greedy, on two prompts that
+    SmolLM2 answers with at least 1,500 tokens: a sampled answer could end before the queue fills."""
     c = s.client()
-    streams = [chat(c, f"Tell a very long story number {i}.", max_tokens=2000, temperature=0.8, stream=True) for i in range(2)]
+    prompts = ["Tell a very long story number 0.", "Count from 1 to 5000, separated by commas."]
+    streams = [chat(c, p, max_tokens=2000, temperature=0, stream=True) for p in prompts]
     for st in streams:
         next(iter(st))  # both are generating
     queued = [threading.Thread(target=lambda: chat(c, "Hi", max_tokens=2, temperature=0)) for _ in range(2)]
