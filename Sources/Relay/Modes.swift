@@ -128,7 +128,7 @@ public enum Modes {
             let threshold = try parameter("threshold", { Float($0) }, default: head?.threshold ?? 0.5, valid: { (0..<1).contains($0) })
             head?.threshold = threshold
             // A head runs under the tag visibility it was trained with.
-            strategy = try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls, tags: head?.tags ?? .visible)
+            strategy = try relayLLM(policy: head.map { HeadPolicy(head: $0) }, maxCalls: RelayLLM.Limits().maxCalls, tags: head?.trainedTags)
         case "random-router":
             let rate = try parameter("rate", { Double($0) }, default: 0.05, valid: { (0...1).contains($0) })
             let seed = try parameter("seed", { UInt64($0) }, default: settings.sampling.seed ?? 0, valid: { _ in true })

@@ -25,6 +25,8 @@ public struct RelayHead: Codable, Sendable, Equatable {
     public var threshold: Float = 0.5
     /// Whether the small model read the head's tags in training, and so at inference (nil: visible).
     public var tags: TagVisibility?
+    /// The visibility the head runs with: files written before the field existed were trained visible.
+    public var trainedTags: TagVisibility { tags ?? .visible }
     /// How it was trained: settings, and curves (one value per warm-up epoch or GRPO step).
     public var training: Training?
 

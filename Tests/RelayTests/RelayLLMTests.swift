@@ -208,7 +208,7 @@ struct RelayLLMTests {
         let relay = try #require(try Modes.make("relayllm", pair: ModePair(large: s, small: Session(model: Models.qwen, contextSize: 64)),
                                                 settings: Modes.Settings()) as? RelayLLM)
         #expect((relay.policy as? HeadPolicy)?.head == head)
-        #expect(relay.policyTags == head.tags ?? .visible)
+        #expect(relay.policyTags == head.trainedTags)
     }
 
     @Test("a tiny GRPO run on SmolLM2 changes the head and lowers the surrogate loss")
