@@ -17,7 +17,7 @@ public struct ModePair {
 }
 
 public enum Modes {
-    public static let names = ["large", "small", "speculative", "relaygen", "relaygen-sd", "relayllm", "random-router", "confidence-router"]
+    public static let names = ["large", "small", "speculative", "relaygen", "relaygen-sd", "relayllm", "random-router", "confidence-router", "oracle-router"]
 
     /// Settings a mode may read; `parameters` come from `name:key=value,...`.
     public struct Settings: Sendable {
@@ -135,7 +135,11 @@ public enum Modes {
             strategy = try relayLLM(policy: RandomRouter(rate: rate, call: try call(), seed: seed), maxCalls: Int.max)
         case "confidence-router":
             let threshold = try parameter("threshold", { Float($0) }, default: 0.4, valid: { (0...1).contains($0) })
-            strategy = try relayLLM(policy: ConfidenceRouter(threshold: threshold, call: try call()), maxCalls: Int.max)
+            let peek = try parameter("peek", { ["on": true, "1": true, "off": false, "0": false][$0] }, default: false, valid: { _ in true })
+            strategy = try relayLLM(policy: ConfidenceRouter(threshold: threshold, call: try call(), peek: peek), maxCalls: Int.max)
+        case "oracle-router":
+            let margin = try parameter("margin", { Float($0) }, default: 0.3, valid: { (0...1).contains($0) })
+            strategy = try relayLLM(policy: OracleRouter(large: try need(.large), margin: margin, call: try call()), maxCalls: Int.max)
         case "large": strategy = try largeWriter()
         case "small": return Solo(session: try need(.small), role: .small, sampling: settings.sampling)
         case "speculative":

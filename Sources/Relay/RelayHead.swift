@@ -203,7 +203,7 @@ public final class HeadPolicy: CallPolicy {
 
     public var needsHidden: Bool { true }
 
-    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int? {
+    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) -> Int? {
         let x = RelayHead.features(logits: logits, hidden: hidden)
         let (p, q) = head.evaluate(x)
         guard var r = rng else {

@@ -80,10 +80,11 @@ public final class RelayLLM: DecodingStrategy {
             return Step(tokens: tokens, role: .large)
 
         case .small:
-            let logits = try small.sync(to: policyTags == .visible ? context : withoutPolicyTags(context))
+            let view = policyTags == .visible ? context : withoutPolicyTags(context)
+            let logits = try small.sync(to: view)
             // The policy is asked only while a call can still be granted.
             if calls.count < limits.maxCalls, context.count - prompt!.count < limits.budget, let policy,
-               let n = logits.withUnsafeBufferPointer({ policy.decide(logits: $0, hidden: small.hidden) }) {
+               let n = try logits.withUnsafeBufferPointer({ try policy.decide(logits: $0, hidden: small.hidden, context: view) }) {
                 let tag = tokenizer.encode(RelayTag.text(n), addBOS: false)
                 policyTagRanges.append(context.count ..< context.count + tag.count)
                 return consume(tag, context: context)
@@ -163,9 +164,9 @@ public enum RelayTag {
 public protocol CallPolicy: AnyObject {
     /// Whether `decide` reads the small model's last hidden state.
     var needsHidden: Bool { get }
-    /// The small model's next-token logits and, if `needsHidden`, its last hidden state (after the
-    /// final norm); returns n to call for n tokens, or nil.
-    func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int?
+    /// The small model's next-token logits, its last hidden state (after the final norm) if
+    /// `needsHidden`, and the tokens it read; returns n to call for n tokens, or nil.
+    func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) throws -> Int?
 }
 
 /// Calls for `call` tokens at random positions, each with probability `rate`.
@@ -181,24 +182,62 @@ public final class RandomRouter: CallPolicy {
     }
 
     public var needsHidden: Bool { false }
-    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int? {
+    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) -> Int? {
         Double(rng.unit()) < rate ? call : nil
     }
 }
 
 /// Calls for `call` tokens whenever the small model's top-1 probability is under `threshold`
-/// (training-free).
+/// (training-free). With `peek`, it first calls for one token there and goes on to `call` tokens
+/// only when the large model's token differs from the small model's choice.
 public final class ConfidenceRouter: CallPolicy {
     public let threshold: Float
     public let call: Int
+    public let peek: Bool
+    /// The small model's choice where the last one-token call was made, and the context length there.
+    var peeked: (choice: Int32, count: Int)?
 
-    public init(threshold: Float, call: Int) {
+    public init(threshold: Float, call: Int, peek: Bool = false) {
         self.threshold = threshold
+        self.call = call
+        self.peek = peek
+    }
+
+    public var needsHidden: Bool { false }
+    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) -> Int? {
+        if let p = peeked {
+            peeked = nil
+            if context.count > p.count, context.last != p.choice { return call }
+        }
+        guard topProbability(logits) < threshold else { return nil }
+        guard peek else { return call }
+        peeked = (Int32(logits.indices.max { logits[$0] < logits[$1] }!), context.count)
+        return 1
+    }
+}
+
+/// Calls for `call` tokens where the large model disagrees with the small one: its top-1 token
+/// differs from the small model's and leads it by at least `margin` in probability. An analysis
+/// baseline, not a router to deploy: it runs the large model over every position, so it costs more
+/// than the large model alone; it shows what knowing where the large model disagrees is worth.
+public final class OracleRouter: CallPolicy {
+    public let margin: Float
+    public let call: Int
+    let large: Session
+
+    public init(large: Session, margin: Float, call: Int) {
+        self.large = large
+        self.margin = margin
         self.call = call
     }
 
     public var needsHidden: Bool { false }
-    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int? {
-        topProbability(logits) < threshold ? call : nil
+    public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) throws -> Int? {
+        let smallTop = logits.indices.max { logits[$0] < logits[$1] }!
+        let l = try large.sync(to: context)
+        let largeTop = l.indices.max { l[$0] < l[$1] }!
+        guard largeTop != smallTop, smallTop < l.count else { return nil }
+        let sum = l.reduce(0) { $0 + expf($1 - l[largeTop]) }
+        return (1 - expf(l[smallTop] - l[largeTop])) / sum >= margin ? call : nil
     }
 }

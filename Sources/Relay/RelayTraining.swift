@@ -425,7 +425,7 @@ final class CallOnce: CallPolicy {
     var n: Int?
     init(_ n: Int) { self.n = n }
     var needsHidden: Bool { false }
-    func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float]) -> Int? {
+    func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) -> Int? {
         defer { n = nil }
         return n
     }

@@ -177,9 +177,14 @@ struct RelayLLMTests {
         options.maxTokens = 20
         options.sampling = .greedy
         #expect(try generate(none, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
+        // The oracle calls only where the large model disagrees: never when it is the same model.
+        (small, large) = pair()
+        let same = try Modes.make("oracle-router", parameters: ["margin": "0"], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+        #expect(try generate(same, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
+        #expect(large.tokens.count == small.tokens.count)
         let bad = [("confidence-router", "threshold", "2"), ("speculative", "adaptive", "maybe"), ("speculative", "draft-max", "-1"),
                    ("speculative", "draft-p-min", "1.5"), ("relaygen-sd", "check-p-min", "x"), ("relaygen", "top-cues", "0"), ("relayllm", "threshold", "1"),
-                   ("relayllm", "tags", "maybe")]
+                   ("relayllm", "tags", "maybe"), ("oracle-router", "margin", "-0.1")]
         for (mode, key, value) in bad {
             #expect(throws: ModeError.self, "\(mode):\(key)=\(value)") {
                 try Modes.make(mode, parameters: [key: value], pair: ModePair(large: large, small: small), settings: Modes.Settings())
