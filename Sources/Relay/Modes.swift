@@ -135,8 +135,7 @@ public enum Modes {
             strategy = try relayLLM(policy: RandomRouter(rate: rate, call: try call(), seed: seed), maxCalls: Int.max)
         case "confidence-router":
             let threshold = try parameter("threshold", { Float($0) }, default: 0.4, valid: { (0...1).contains($0) })
-            let peek = try parameter("peek", { ["on": true, "1": true, "off": false, "0": false][$0] }, default: false, valid: { _ in true })
-            strategy = try relayLLM(policy: ConfidenceRouter(threshold: threshold, call: try call(), peek: peek), maxCalls: Int.max)
+            strategy = try relayLLM(policy: ConfidenceRouter(threshold: threshold, call: try call()), maxCalls: Int.max)
         case "oracle-router":
             let margin = try parameter("margin", { Float($0) }, default: 0.3, valid: { (0...1).contains($0) })
             strategy = try relayLLM(policy: OracleRouter(large: try need(.large), margin: margin, call: try call()), maxCalls: Int.max)

@@ -188,31 +188,19 @@ public final class RandomRouter: CallPolicy {
 }
 
 /// Calls for `call` tokens whenever the small model's top-1 probability is under `threshold`
-/// (training-free). With `peek`, it first calls for one token there and goes on to `call` tokens
-/// only when the large model's token differs from the small model's choice.
+/// (training-free).
 public final class ConfidenceRouter: CallPolicy {
     public let threshold: Float
     public let call: Int
-    public let peek: Bool
-    /// The small model's choice where the last one-token call was made, and the context length there.
-    var peeked: (choice: Int32, count: Int)?
 
-    public init(threshold: Float, call: Int, peek: Bool = false) {
+    public init(threshold: Float, call: Int) {
         self.threshold = threshold
         self.call = call
-        self.peek = peek
     }
 
     public var needsHidden: Bool { false }
     public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) -> Int? {
-        if let p = peeked {
-            peeked = nil
-            if context.count > p.count, context.last != p.choice { return call }
-        }
-        guard topProbability(logits) < threshold else { return nil }
-        guard peek else { return call }
-        peeked = (Int32(logits.indices.max { logits[$0] < logits[$1] }!), context.count)
-        return 1
+        topProbability(logits) < threshold ? call : nil
     }
 }
 

@@ -290,8 +290,11 @@ public final class RelayTrainer {
     }
 
     /// How well the head ranks call positions above the others on `examples` (ROC AUC), next to
-    /// the confidence router's signal, a low small-model top-1 probability. Nil without both labels.
-    public func rankingAUC(_ examples: [Example]) -> (head: Double, confidence: Double)? {
+    /// the confidence router's signal, a low small-model top-1 probability. With `uncertainBelow`,
+    /// only over positions whose top-1 probability is under it, where that signal says little and
+    /// a head must know more to beat the router. Nil without both labels.
+    public func rankingAUC(_ examples: [Example], uncertainBelow: Float? = nil) -> (head: Double, confidence: Double)? {
+        let examples = uncertainBelow.map { t in examples.filter { $0.features[head.dim] < t } } ?? examples
         let labels = examples.map(\.call)
         guard labels.contains(true), labels.contains(false) else { return nil }
         let headScores = examples.map { Double(head.evaluate($0.features).pCall) }

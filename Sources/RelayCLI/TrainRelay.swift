@@ -147,7 +147,11 @@ extension RelayCommand {
                     trainer.settings.warmupL2 = l2
                     trainer.warmup(examples)
                     guard let auc = trainer.rankingAUC(heldOut) else { break }
-                    report.append(String(format: "L2 %g: AUC head %.3f, low top-1 probability %.3f", l2, auc.head, auc.confidence))
+                    var line = String(format: "L2 %g: AUC head %.3f, low top-1 probability %.3f", l2, auc.head, auc.confidence)
+                    if let u = trainer.rankingAUC(heldOut, uncertainBelow: 0.6) {
+                        line += String(format: " (top-1 under 0.6: %.3f, %.3f)", u.head, u.confidence)
+                    }
+                    report.append(line)
                     note("held out (\(heldOut.count) examples, \(heldOut.filter(\.call).count) positive): " + report.last!)
                     if auc.head > chosen?.auc ?? -1 { chosen = (l2, auc.head) }
                 }
