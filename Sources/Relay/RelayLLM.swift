@@ -221,10 +221,11 @@ public final class OracleRouter: CallPolicy {
 
     public var needsHidden: Bool { false }
     public func decide(logits: UnsafeBufferPointer<Float>, hidden: [Float], context: [Int32]) throws -> Int? {
-        let smallTop = logits.indices.max { logits[$0] < logits[$1] }!
+        let smallTop = Int(argmax(logits))
         let l = try large.sync(to: context)
-        let largeTop = l.indices.max { l[$0] < l[$1] }!
+        let largeTop = l.withUnsafeBufferPointer { Int(argmax($0)) }
         guard largeTop != smallTop, smallTop < l.count else { return nil }
+        // p(large top) − p(small top) = (1 − exp(l_small − l_top)) / Σ exp(l − l_top)
         let sum = l.reduce(0) { $0 + expf($1 - l[largeTop]) }
         return (1 - expf(l[smallTop] - l[largeTop])) / sum >= margin ? call : nil
     }
