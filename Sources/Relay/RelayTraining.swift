@@ -289,12 +289,15 @@ public final class RelayTrainer {
         return curve
     }
 
+    /// The examples whose small-model top-1 probability is under `threshold`: where the confidence
+    /// router's signal says little, so a head must know more there to beat the router.
+    public func uncertain(_ examples: [Example], below threshold: Float) -> [Example] {
+        examples.filter { $0.features[head.dim] < threshold }
+    }
+
     /// How well the head ranks call positions above the others on `examples` (ROC AUC), next to
-    /// the confidence router's signal, a low small-model top-1 probability. With `uncertainBelow`,
-    /// only over positions whose top-1 probability is under it, where that signal says little and
-    /// a head must know more to beat the router. Nil without both labels.
-    public func rankingAUC(_ examples: [Example], uncertainBelow: Float? = nil) -> (head: Double, confidence: Double)? {
-        let examples = uncertainBelow.map { t in examples.filter { $0.features[head.dim] < t } } ?? examples
+    /// the confidence router's signal, a low small-model top-1 probability. Nil without both labels.
+    public func rankingAUC(_ examples: [Example]) -> (head: Double, confidence: Double)? {
         let labels = examples.map(\.call)
         guard labels.contains(true), labels.contains(false) else { return nil }
         let headScores = examples.map { Double(head.evaluate($0.features).pCall) }

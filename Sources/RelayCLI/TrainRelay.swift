@@ -148,8 +148,10 @@ extension RelayCommand {
                     trainer.warmup(examples)
                     guard let auc = trainer.rankingAUC(heldOut) else { break }
                     var line = String(format: "L2 %g: AUC head %.3f, low top-1 probability %.3f", l2, auc.head, auc.confidence)
-                    if let u = trainer.rankingAUC(heldOut, uncertainBelow: 0.6) {
-                        line += String(format: " (top-1 under 0.6: %.3f, %.3f)", u.head, u.confidence)
+                    let uncertain = trainer.uncertain(heldOut, below: 0.6)
+                    if let u = trainer.rankingAUC(uncertain) {
+                        line += String(format: " (top-1 under 0.6, %d examples, %d positive: %.3f, %.3f)",
+                                       uncertain.count, uncertain.filter(\.call).count, u.head, u.confidence)
                     }
                     report.append(line)
                     note("held out (\(heldOut.count) examples, \(heldOut.filter(\.call).count) positive): " + report.last!)
