@@ -1,15 +1,19 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Engine code is built optimised for the CPU it is built on, also in debug builds, so that
-// tests with real models run at a usable speed. Kernels pick AVX2 or AVX-512 VNNI at run time.
-let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo", "-target-cpu", "native"])]
+// Everything is built optimised for the CPU it is built on, also in debug builds, so that tests
+// with real models run at a usable speed. Code that parses files, flags, requests or replies keeps
+// Swift's overflow and bounds checks; only the kernels, whose inputs the model loader has checked,
+// drop them (README: "What runs unchecked"). Kernels pick AVX2 or AVX-512 VNNI at run time.
+let checked: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo", "-target-cpu", "native"])]
+let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo", "-target-cpu", "native"])]
 
 let package = Package(
     name: "Relay",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "relay", targets: ["RelayCLI"]),
+        .executable(name: "relay-fuzz", targets: ["RelayFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -17,28 +21,32 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
-        .target(name: "GGUF", swiftSettings: fast),
-        .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: fast),
-        .target(name: "Engine", dependencies: ["GGUF", "Kernels"], swiftSettings: fast),
-        .target(name: "Assets", swiftSettings: fast),
-        .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: fast),
-        .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
-        .target(name: "Remote", dependencies: ["Engine", "Relay"], swiftSettings: fast),
+        .target(name: "GGUF", swiftSettings: checked),
+        .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: unchecked),
+        .target(name: "Engine", dependencies: ["GGUF", "Kernels"], swiftSettings: checked),
+        .target(name: "Assets", swiftSettings: checked),
+        .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: checked),
+        .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: checked),
+        .target(name: "Remote", dependencies: ["Engine", "Relay"], swiftSettings: checked),
         // Testable in release builds too: ServerTests check request parsing and planning directly.
         .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",
             dependencies: ["Engine", "Relay", "Eval", "Kernels", "GGUF", "Assets", "Remote", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: fast),
+            swiftSettings: checked),
+        // Fuzz targets (scripts/fuzz.sh builds relay-fuzz with libFuzzer; FuzzTests replay the corpus).
+        .target(name: "FuzzTargets", dependencies: ["GGUF", "Engine", "Kernels", "Relay", "Eval", "Server"], swiftSettings: checked),
+        .executableTarget(name: "RelayFuzz", dependencies: ["FuzzTargets"], swiftSettings: checked),
         .target(name: "TestSupport", path: "Tests/Support"),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "GGUF"], swiftSettings: fast),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets", "TestSupport"], swiftSettings: fast),
-        .testTarget(name: "EvalTests", dependencies: ["Eval", "TestSupport"], swiftSettings: fast),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "GGUF"], swiftSettings: checked),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "EvalTests", dependencies: ["Eval", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "Engine", "TestSupport"], swiftSettings: checked),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -15,6 +15,10 @@ public struct WeightMatrix: @unchecked Sendable {
         guard rk_type_supported(Int32(tensor.type.rawValue)) != 0 else {
             throw KernelError.unsupportedType(tensor: tensor.name, type: tensor.type)
         }
+        // The C kernels take 32-bit row and column counts.
+        guard tensor.rowCount <= Int(Int32.max), tensor.rowLength <= Int(Int32.max) else {
+            throw KernelError.tooLarge(tensor: tensor.name, dims: tensor.dims)
+        }
         self.tensor = tensor
         packed = pack ? PackedWeights(tensor) : nil
     }
@@ -61,8 +65,10 @@ final class PackedWeights: @unchecked Sendable {
 
 public enum KernelError: Error, CustomStringConvertible {
     case unsupportedType(tensor: String, type: GGMLType)
+    case tooLarge(tensor: String, dims: [Int])
     public var description: String {
         switch self {
+        case .tooLarge(let t, let d): return "tensor \(t) of shape \(d) has more rows or columns than the kernels address (2^31 - 1)"
         case .unsupportedType(let t, let ty): return "tensor \(t) has type \(ty), which Relay's kernels do not support"
         }
     }

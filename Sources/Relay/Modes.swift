@@ -207,11 +207,21 @@ public struct CueSet: Codable, Sendable {
 
     public static func load(_ path: String) throws -> CueSet {
         guard let data = FileManager.default.contents(atPath: path) else { throw CueError.unreadable(path) }
+        return try decode(data, source: path)
+    }
+
+    /// Every cue is matched against the text after every token, so their number and length are bounded.
+    public static let maxCues = 256, maxCueLength = 256
+
+    public static func decode(_ data: Data, source: String) throws -> CueSet {
         let set: CueSet
         do { set = try JSONDecoder().decode(CueSet.self, from: data) } catch {
-            throw CueError.malformed(path, detail: "\(error)")
+            throw CueError.malformed(source, detail: "\(error)")
         }
-        guard !set.cues.isEmpty, set.cues.allSatisfy({ !$0.text.isEmpty }) else { throw CueError.malformed(path, detail: "no cues, or an empty cue") }
+        guard !set.cues.isEmpty, set.cues.allSatisfy({ !$0.text.isEmpty }) else { throw CueError.malformed(source, detail: "no cues, or an empty cue") }
+        guard set.cues.count <= maxCues, set.cues.allSatisfy({ $0.text.utf8.count <= maxCueLength }) else {
+            throw CueError.malformed(source, detail: "more than \(maxCues) cues, or a cue longer than \(maxCueLength) bytes")
+        }
         return set
     }
 }

@@ -101,11 +101,15 @@ public struct RelayHead: Codable, Sendable, Equatable {
     /// Reads and checks a head file; errors name the file and what is wrong.
     public static func load(_ path: String) throws -> RelayHead {
         guard let data = FileManager.default.contents(atPath: path) else { throw HeadError.unreadable(path) }
+        return try decode(data, source: path)
+    }
+
+    public static func decode(_ data: Data, source: String) throws -> RelayHead {
         let head: RelayHead
         do { head = try JSONDecoder().decode(RelayHead.self, from: data) } catch {
-            throw HeadError.malformed(path, detail: "not a relay head: \(error)")
+            throw HeadError.malformed(source, detail: "not a relay head: \(error)")
         }
-        if let problem = head.problem { throw HeadError.malformed(path, detail: problem) }
+        if let problem = head.problem { throw HeadError.malformed(source, detail: problem) }
         return head
     }
 
@@ -113,8 +117,10 @@ public struct RelayHead: Codable, Sendable, Equatable {
     public var problem: String? {
         let F = features
         if format != RelayHead.formatName { return "format '\(format)', expected '\(RelayHead.formatName)'" }
-        if dim <= 0 { return "dim \(dim) is not positive" }
-        if lengths.isEmpty || lengths.contains(where: { $0 <= 0 }) { return "lengths \(lengths) must be positive and not empty" }
+        if dim <= 0 || dim > 1 << 20 { return "dim \(dim) is outside 1...\(1 << 20)" }
+        if lengths.isEmpty || lengths.count > 64 || lengths.contains(where: { $0 <= 0 || $0 > RelayLLM.Limits().maxCallTokens }) {
+            return "lengths \(lengths.prefix(8)) must be 1 to 64 values in 1...\(RelayLLM.Limits().maxCallTokens)"
+        }
         for (name, v, n) in [("mean", mean, F), ("scale", scale, F), ("callWeights", callWeights, F),
                              ("lengthWeights", lengthWeights, lengths.count * F), ("lengthBias", lengthBias, lengths.count)] {
             if v.count != n { return "\(name) has \(v.count) values, expected \(n) (dim \(dim) + 2 features, \(lengths.count) lengths)" }

@@ -27,7 +27,8 @@ extension RelayCommand {
 
         func run() throws {
             guard model.draftModel != nil else { throw ValidationError("calibration needs the small model: pass -md SMALL") }
-            let large = try model.load(), small = try model.loadDraft()!
+            let (loaded, draft) = try model.load(large: true, small: true)
+            let large = loaded!, small = draft!
             let tok = large.tokenizer
             let template = try model.template(for: large)
             var list: [Calibration.Trace] = []

@@ -57,8 +57,7 @@ extension RelayCommand.EvalCommand {
                                                          : "modes \(modes) need a small model: pass -md SMALL")
             }
             let store = AssetStore()
-            let large = needLarge ? try model.load() : nil
-            let small = needSmall ? try model.loadDraft() : nil
+            let (large, small) = try model.load(large: needLarge, small: needSmall)
             let primary = (large ?? small)!
             let template = try model.template(for: primary)
 

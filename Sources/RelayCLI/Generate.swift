@@ -48,12 +48,11 @@ extension RelayCommand {
             }
             let spec = try ModeSpec.parse(relay.mode)
             let remoteLarge = try remote.make()
-            let draft = try model.loadDraft()
-            if remoteLarge != nil && draft == nil {
+            if remoteLarge != nil && model.draftModel == nil {
                 throw ValidationError("--large-url needs -md SMALL: the local small model gives the tokenizer and chat template")
             }
             let needsLarge = spec.name != "small" && remoteLarge == nil
-            let m = needsLarge || draft == nil ? try model.load() : nil
+            let (m, draft) = try model.load(large: needsLarge || model.draftModel == nil, small: true)
             let primary = (spec.name == "small" || m == nil ? draft ?? m : m)!
             let tok = primary.tokenizer
             var options = sampling.options

@@ -25,22 +25,24 @@ struct ModelOptions: ParsableArguments {
     var chatTemplate: String?
 
     func validate() throws {
-        guard ctxSize > 0 else { throw ValidationError("-c/--ctx-size must be positive") }
+        guard (1...MemoryBudget.maxContext).contains(ctxSize) else { throw ValidationError("-c/--ctx-size must be in 1...\(MemoryBudget.maxContext)") }
         guard threads > 0 else { throw ValidationError("-t/--threads must be positive") }
         if let name = chatTemplate { _ = try ChatTemplate.named(name) }
     }
 
-    func load() throws -> Model {
+    /// The large model (-m) and, with `small`, the small one (-md, if given), once both and
+    /// `sequences` KV caches of -c positions each are known to fit in memory.
+    func load(large: Bool = true, small: Bool = false, sequences: Int = 1) throws -> (large: Model?, small: Model?) {
         Threads.configure(threads)
-        return try Model(path: AssetStore().resolveModel(model))
+        let store = AssetStore()
+        let largeFile = large ? try GGUFFile(path: store.resolveModel(model)) : nil
+        let smallFile = small ? try draftModel.map { try GGUFFile(path: store.resolveModel($0)) } : nil
+        try MemoryBudget.check([largeFile, smallFile].compactMap { $0 }, contextSize: ctxSize, sequences: sequences)
+        return (try largeFile.map { try Model(file: $0) }, try smallFile.map { try Model(file: $0) })
     }
 
-    /// The small model, if -md was given.
-    func loadDraft() throws -> Model? {
-        guard let draftModel else { return nil }
-        Threads.configure(threads)
-        return try Model(path: AssetStore().resolveModel(draftModel))
-    }
+    /// The large model alone.
+    func load() throws -> Model { try load(large: true).large! }
 
     func template(for model: Model) throws -> ChatTemplate {
         if let name = chatTemplate { return try ChatTemplate.named(name) }

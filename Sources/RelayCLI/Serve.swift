@@ -24,7 +24,7 @@ extension RelayCommand {
         @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 (default: $RELAY_API_KEY if set).")
         var apiKey: String?
 
-        @Option(name: [.customLong("np", withSingleDash: true), .customLong("parallel")], help: "Parallel slots, each with its own KV caches.")
+        @Option(name: [.customLong("np", withSingleDash: true), .customLong("parallel")], help: "Parallel slots, each with its own KV caches of -c positions (llama-server splits -c among its slots).")
         var slots = 1
 
         @Option(name: .customLong("queue"), help: "Requests that may wait for a slot; more are refused with HTTP 429.")
@@ -44,8 +44,7 @@ extension RelayCommand {
             if remoteLarge != nil && model.draftModel == nil {
                 throw ValidationError("--large-url needs -md SMALL: the local small model gives the tokenizer and chat template")
             }
-            let large = remoteLarge == nil ? try model.load() : nil
-            let small = try model.loadDraft()
+            let (large, small) = try model.load(large: remoteLarge == nil, small: true, sequences: slots)
             let primary = (large ?? small)!
             var settings = try relay.settings(sampling: sampling.options.sampling)
             settings.largeFailureToSmall = remote.fallsBackToSmall

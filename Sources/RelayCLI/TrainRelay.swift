@@ -61,7 +61,8 @@ extension RelayCommand {
 
         func run() throws {
             guard model.draftModel != nil else { throw ValidationError("training needs the small model: pass -md SMALL") }
-            let large = try model.load(), small = try model.loadDraft()!
+            let (loaded, draft) = try model.load(large: true, small: true)
+            let large = loaded!, small = draft!
             let template = try model.template(for: small)
             let taskSet = try TaskLoader.load(task, dataDirectory: AssetStore().dataDir)
             let selected = Selection(offset: offset, limit: limit).apply(taskSet.problems)

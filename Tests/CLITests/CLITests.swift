@@ -146,6 +146,17 @@ struct CLITests {
         #expect(r.stderr.contains("context holds 64"), "\(r.stderr)")
     }
 
+    @Test("a context larger than memory is a clear error saying what it needs, not an abort", arguments: [
+        (["generate", "-p", "hi", "-n", "1", "-c", "100000000"], "needs 4.2 TiB"),
+        (["generate", "-p", "hi", "-n", "1", "-c", "9223372036854775807"], "-c/--ctx-size must be in 1...1073741824"),
+        (["serve", "--port", "0", "-c", "1000000", "-np", "4096"], "4096 sequences"),
+    ])
+    func contextTooLarge(_ c: ([String], String)) throws {
+        let r = try Relay.run([c.0[0], "-m", smol] + c.0.dropFirst())
+        #expect(r.status == 1 || r.status == 64, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains(c.1), "\(r.stderr)")
+    }
+
     @Test("an unknown chat template is a clear error naming the flag")
     func unknownTemplate() throws {
         let r = try Relay.run(["generate", "-m", smol, "-p", "hi", "--chat-template", "alpaca"])

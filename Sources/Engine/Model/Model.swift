@@ -36,6 +36,10 @@ public final class Model: @unchecked Sendable {
         let c = try ModelConfig(gguf: file)
         config = c
         tokenizer = try Tokenizer(gguf: file)
+        guard tokenizer.vocabSize == c.vocabSize else {
+            throw ModelError.badConfig(path: file.path, detail: "\(GGUFKey.Tokenizer.tokens) has \(tokenizer.vocabSize) tokens but the model's vocabulary has \(c.vocabSize) rows")
+        }
+        guard (1...4096).contains(maxBatch) else { throw ModelError.badSize("a batch of \(maxBatch) positions is outside 1...4096") }
         self.maxBatch = maxBatch
         let qDim = c.heads * c.headDim, kvDim = c.kvHeads * c.headDim
 
@@ -83,7 +87,7 @@ public final class Model: @unchecked Sendable {
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
 
     /// Weights in the file (elements of every tensor), the measure of cost per token.
-    public var parameterCount: Int { file.tensors.values.reduce(0) { $0 + $1.dims.reduce(1, *) } }
+    public var parameterCount: Int { file.tensors.values.reduce(0) { $0 + $1.elementCount } }
 
     /// Forward calls share a model's scratch buffers and the process-wide kernel thread pool, so
     /// they run one at a time, whichever thread or model they come from (server slots).

@@ -27,32 +27,46 @@ public struct ModelConfig: Sendable, Equatable {
         let arch = try gguf.string(GGUFKey.architecture)
         guard Self.supportedArchitectures.contains(arch) else { throw ModelError.unsupportedArchitecture(path: gguf.path, arch: arch) }
         func key(_ s: String) -> String { GGUFKey.arch(arch, s) }
+        // Each size is bounded on its own, so products of them (q width, cache rows) cannot overflow;
+        // the tensors' shapes are then checked against them when the weights are bound.
+        func size(_ suffix: String, default value: Int? = nil, in range: ClosedRange<Int> = 1...(1 << 20)) throws -> Int {
+            let k = key(suffix)
+            let v = try value.map { gguf.metadata[k] == nil ? $0 : try gguf.int(k) } ?? gguf.int(k)
+            guard range.contains(v) else { throw ModelError.badConfig(path: gguf.path, detail: "\(k) is \(v), outside \(range)") }
+            return v
+        }
+        func number(_ suffix: String, default value: Float? = nil) throws -> Float {
+            let k = key(suffix)
+            let v = try value.map { gguf.metadata[k] == nil ? $0 : try gguf.float(k) } ?? gguf.float(k)
+            guard v.isFinite, v > 0 else { throw ModelError.badConfig(path: gguf.path, detail: "\(k) is \(v), not a positive number") }
+            return v
+        }
         architecture = arch
         name = gguf.metadata[GGUFKey.name]?.string ?? arch
-        layers = try gguf.int(key(GGUFKey.blockCount))
-        dim = try gguf.int(key(GGUFKey.embeddingLength))
-        ffnDim = try gguf.int(key(GGUFKey.feedForwardLength))
-        heads = try gguf.int(key(GGUFKey.headCount))
-        kvHeads = gguf.metadata[key(GGUFKey.headCountKV)]?.int ?? heads
-        headDim = gguf.metadata[key(GGUFKey.keyLength)]?.int ?? (heads > 0 ? dim / heads : 0)
-        trainedContext = gguf.metadata[key(GGUFKey.contextLength)]?.int ?? 4096
-        rmsEps = try gguf.float(key(GGUFKey.rmsEpsilon))
-        ropeBase = gguf.metadata[key(GGUFKey.ropeBase)]?.float ?? 10000
-        ropeDims = gguf.metadata[key(GGUFKey.ropeDimensions)]?.int ?? headDim
+        layers = try size(GGUFKey.blockCount, in: 1...4096)
+        dim = try size(GGUFKey.embeddingLength)
+        ffnDim = try size(GGUFKey.feedForwardLength)
+        heads = try size(GGUFKey.headCount, in: 1...4096)
+        kvHeads = try size(GGUFKey.headCountKV, default: heads, in: 1...heads)
+        headDim = try size(GGUFKey.keyLength, default: max(dim / heads, 1), in: 1...4096)
+        trainedContext = try size(GGUFKey.contextLength, default: 4096, in: 1...(1 << 30))
+        rmsEps = try number(GGUFKey.rmsEpsilon)
+        ropeBase = try number(GGUFKey.ropeBase, default: 10000)
+        ropeDims = try size(GGUFKey.ropeDimensions, default: headDim, in: 2...headDim)
         ropeNeox = arch != "llama"
         ropePositionScale = 1
-        if gguf.metadata[key(GGUFKey.ropeScalingType)]?.string == "linear", let f = gguf.metadata[key(GGUFKey.ropeScalingFactor)]?.float, f > 0 {
+        if gguf.metadata[key(GGUFKey.ropeScalingType)]?.string == "linear", let f = gguf.metadata[key(GGUFKey.ropeScalingFactor)]?.float, f.isFinite, f > 0 {
             ropePositionScale = 1 / f
         }
         let embd = try gguf.tensor("token_embd.weight")
-        vocabSize = gguf.metadata[key(GGUFKey.vocabSize)]?.int ?? embd.rowCount
-
-        let valid = layers > 0 && dim > 0 && heads > 0 && kvHeads > 0 && heads % kvHeads == 0 && headDim > 0
-            && ropeDims > 0 && ropeDims <= headDim && ropeDims % 2 == 0 && ffnDim > 0 && rmsEps > 0
-        guard valid else {
-            throw ModelError.badConfig(path: gguf.path, detail: "layers \(layers), dim \(dim), heads \(heads)/\(kvHeads), head dim \(headDim), rope dims \(ropeDims)")
+        vocabSize = try size(GGUFKey.vocabSize, default: embd.rowCount, in: 1...(Int(Int32.max) / 2))
+        guard heads % kvHeads == 0, ropeDims % 2 == 0 else {
+            throw ModelError.badConfig(path: gguf.path, detail: "\(heads) heads over \(kvHeads) KV heads, rope dims \(ropeDims): heads must be a multiple of KV heads and rope dims even")
         }
     }
+
+    /// Bytes of keys and values one position takes in every layer.
+    public var kvBytesPerPosition: Int { 2 * layers * kvHeads * headDim * MemoryLayout<Float>.size }
 }
 
 public enum ModelError: Error, CustomStringConvertible {
@@ -61,6 +75,8 @@ public enum ModelError: Error, CustomStringConvertible {
     case shapeMismatch(path: String, tensor: String, expected: [Int], found: [Int])
     case contextOverflow(needed: Int, contextSize: Int)
     case emptyInput
+    /// A size from flags or a file that cannot be met.
+    case badSize(String)
 
     public var description: String {
         switch self {
@@ -71,6 +87,7 @@ public enum ModelError: Error, CustomStringConvertible {
         case .contextOverflow(let n, let c):
             return "the input needs \(n) positions but the context holds \(c) (raise -c/--ctx-size or shorten the prompt)"
         case .emptyInput: return "nothing to evaluate: the prompt is empty"
+        case .badSize(let d): return d
         }
     }
 }

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Fuzzes every target of relay-fuzz (Sources/FuzzTargets) with libFuzzer and AddressSanitizer for
+# SECONDS each (default 60), one after the other, and prints executions, CPU time and crashes per
+# target. Needs the models and test GGUFs that scripts/test.sh fetches and writes.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET ...]
+#
+# The build goes to .build-fuzz. Each target's working corpus is $RELAY_HOME/fuzz/TARGET (kept
+# between runs), seeded from Tests/Fuzz/corpus/TARGET, the tiny test GGUFs, the shipped cue and head
+# files and the models' chat templates. A crash leaves its input in $RELAY_HOME/fuzz/crashes/TARGET;
+# copy it into Tests/Fuzz/corpus/TARGET once fixed, so FuzzTests replay it. Exit status 1 if any crashed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v swift >/dev/null && [ -x /opt/swift/usr/bin/swift ]; then
+  export PATH="/opt/swift/usr/bin:$PATH"
+fi
+seconds="${1:-60}"
+shift || true
+
+# libFuzzer's driver without its main: relay-fuzz has its own and calls LLVMFuzzerRunDriver.
+toolchain="$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")"
+fuzzer_lib="$(ls "$toolchain"/lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a | head -1)"
+build=(swift build -c release --scratch-path .build-fuzz --product relay-fuzz
+       -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp -Xswiftc -DFUZZING
+       -Xcc -fsanitize=address -Xlinker "$fuzzer_lib" -Xlinker -lstdc++)
+start=$(date +%s)
+"${build[@]}" >/dev/null
+bin="$("${build[@]}" --show-bin-path)/relay-fuzz"
+echo "fuzz build: $(( $(date +%s) - start )) s"
+
+home="${RELAY_HOME:-$HOME/.cache/relay}"
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=($("$bin" 2>&1 | sed -n 's/.*targets: //p' | tr -d ','))
+fi
+
+seed() {  # seed TARGET: the working corpus, with extra seeds that are not in git
+  local t=$1 dir="$home/fuzz/$1"
+  mkdir -p "$dir" "$home/fuzz/crashes/$t"
+  cp -n Tests/Fuzz/corpus/"$t"/* "$dir"/ 2>/dev/null || true
+  case $t in
+    gguf) cp -n "$home"/test/*.gguf "$dir"/ 2>/dev/null || true ;;
+    cues) cp -n Sources/Relay/Cues/*.json "$dir"/ ;;
+    head) cp -n Sources/Relay/Heads/*.json "$dir"/ ;;
+    chat-template)
+      python3 - "$dir" "$home"/models/*.gguf "$home"/test/*.gguf <<'PY'
+import sys, os, gguf
+for i, path in enumerate(sys.argv[2:]):
+    try:
+        f = gguf.GGUFReader(path).fields.get("tokenizer.chat_template")
+        if f: open(os.path.join(sys.argv[1], f"model-{i}"), "w").write(f.contents())
+    except Exception: pass
+PY
+      ;;
+  esac
+}
+
+failed=0
+printf '%-16s %12s %10s %10s %8s\n' target executions wall_s cpu_s crashes
+for t in "${targets[@]}"; do
+  seed "$t"
+  log="$home/fuzz/$t.log"
+  before=$(ls "$home/fuzz/crashes/$t" | wc -l)
+  t0=$(date +%s)
+  status=0
+  TIMEFORMAT='%U %S'
+  { time "$bin" "$t" "$home/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+      -artifact_prefix="$home/fuzz/crashes/$t/" >"$log" 2>&1 || status=$?; } 2>"$home/fuzz/$t.time"
+  wall=$(( $(date +%s) - t0 ))
+  cpu=$(awk '{printf "%.0f", $1 + $2}' "$home/fuzz/$t.time")
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  crashes=$(( $(ls "$home/fuzz/crashes/$t" | wc -l) - before ))
+  printf '%-16s %12s %10s %10s %8s\n' "$t" "${execs:-?}" "$wall" "$cpu" "$crashes"
+  if [ "$status" -ne 0 ] || [ "$crashes" -gt 0 ]; then
+    failed=1
+    echo "  $t failed (exit $status); log: $log"; grep -m3 -E "ERROR|panic|Fatal error|deadly signal" "$log" | sed 's/^/  /' || true
+  fi
+done
+exit $failed
