@@ -236,3 +236,53 @@ struct EvalCLITests {
         #expect(badAdaptive.status != 0 && badAdaptive.stderr.contains("--draft-adaptive must be on or off"), "\(badAdaptive.stderr)")
     }
 }
+
+@Suite("relay eval killed and resumed", .serialized)
+struct EvalKillTests {
+    /// Lines of results.jsonl as text (the last may be torn).
+    func rawLines(_ file: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: file) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    func key(_ line: String) -> String? {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+        return "\(o["id"] ?? "")|\(o["mode"] ?? "")"
+    }
+
+    @Test("SIGKILL in the middle of a run: resuming leaves no torn or duplicated line and redoes only unfinished problems")
+    func killAndResume() throws {
+        let out = Scratch.directory("evalkill")
+        // Short problems of our own, so that the three runs take seconds.
+        let task = out + "/sums.jsonl"
+        let problems = (1...8).map { #"{"id": "sum-\#($0)", "question": "What is \#($0) + \#($0 * 3)?", "answer": "\#($0 * 4)"}"# }
+        try problems.joined(separator: "\n").write(toFile: task, atomically: true, encoding: .utf8)
+        let args = ["eval", "--task", task, "-m", smol, "--modes", "large", "--max-tokens", "24", "--out", out + "/run", "-t", "2"]
+        let file = out + "/run/results.jsonl"
+        var kept: [String] = []   // complete lines written before each kill
+        for killAt in [2, 5] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Relay.binary)
+            p.arguments = args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let deadline = Date().addingTimeInterval(300)
+            while rawLines(file).count < killAt, p.isRunning, Date() < deadline { usleep(2_000) }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            #expect(p.terminationReason == .uncaughtSignal, "the run finished before it could be killed")
+            kept = rawLines(file).filter { key($0) != nil }
+        }
+        let last = try Relay.run(args)
+        #expect(last.status == 0, "\(last.stderr)")
+        let final = rawLines(file)
+        let keys = final.map(key)
+        #expect(keys.allSatisfy { $0 != nil }, "a torn line survived")
+        #expect(final.count == 8 && Set(keys).count == 8, "\(final.count) lines, \(Set(keys).count) distinct")
+        // What was complete before the last kill is still there, unchanged (not redone: its
+        // timings would differ).
+        #expect(kept.count >= 5)
+        for line in kept { #expect(final.contains(line)) }
+    }
+}
