@@ -14,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
@@ -23,7 +25,9 @@ let package = Package(
         .target(name: "Assets", swiftSettings: fast),
         .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: fast),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
-        .target(name: "Remote", dependencies: ["Engine", "Relay"], swiftSettings: fast),
+        .target(name: "Remote", dependencies: ["Engine", "Relay", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                              .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+                swiftSettings: fast),
         // Testable in release builds too: ServerTests check request parsing and planning directly.
         .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
@@ -39,6 +43,8 @@ let package = Package(
         .testTarget(name: "EvalTests", dependencies: ["Eval", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets"]),
+        // The fake misbehaving backend and `relay serve` (built before these tests) against it.
+        .testTarget(name: "RemoteTests", dependencies: ["Remote", "Relay", "Engine", "Assets", "TestSupport", "RelayCLI"]),
     ],
     swiftLanguageModes: [.v5]
 )
