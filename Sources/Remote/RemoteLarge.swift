@@ -176,6 +176,7 @@ public final class RemoteLarge: LargeModel, @unchecked Sendable {
         if let error = error as? HTTPParserError {
             return error == .invalidEOFState ? "the server closed the connection before the whole reply" : "the reply is not HTTP (\(error))"
         }
+        if let error = error as? IOError { return "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))" }
         guard let error = error as? HTTPClientError else { return String(describing: error) }
         switch error {
         case .connectTimeout: return "no connection within \(options.connectTimeout) s (--large-connect-timeout)"
