@@ -157,7 +157,9 @@ public final class RemoteLarge: LargeModel, @unchecked Sendable {
         var headers = HTTPHeaders([("Content-Type", "application/json")])
         if let key = options.apiKey { headers.add(name: "Authorization", value: "Bearer \(key)") }
         let request = try HTTPClient.Request(url: endpoint, method: .POST, headers: headers, body: .bytes(body))
-        let task = client.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: options.maxReply),
+        // ResponseAccumulator traps on a cap outside 0...4 GiB.
+        let cap = min(max(options.maxReply, 0), Int(UInt32.max))
+        let task = client.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: cap),
                                   deadline: .now() + .seconds(options.timeout))
         do {
             let response = try cancellation.onCancel({ task.cancel() }) { try task.futureResult.wait() }
