@@ -8,6 +8,8 @@ enum GenerationEvent: Sendable {
     case text(String, Role, [TokenLogprob])
     case done(RelayResult)
     case failed(Error)
+    /// Nothing new: a silent stream's cue to check that its client is still there.
+    case heartbeat
 }
 
 /// A set-once flag shared between an HTTP handler and the engine thread running its request: the

@@ -12,6 +12,8 @@ final class FakeBackend: @unchecked Sendable {
         case answer(String)
         /// Reads the request and never answers.
         case hang
+        /// Answers the first request with this text, then hangs.
+        case answerThenHang(String)
         /// 200 and a Content-Length, then the body one byte a second.
         case trickle
         /// HTTP 500 to the first `n` requests, then the answer.
@@ -117,6 +119,8 @@ final class FakeBackend: @unchecked Sendable {
             reply(fd, 200, Self.completion(text))
         case .hang:
             _ = wait(seconds: .infinity)
+        case .answerThenHang(let text):
+            if index == 0 { reply(fd, 200, Self.completion(text)) } else { _ = wait(seconds: .infinity) }
         case .trickle:
             let body = Self.completion("slowly")
             guard write(fd, Self.head(200, length: body.count)) else { return }

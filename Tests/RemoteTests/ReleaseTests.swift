@@ -92,6 +92,34 @@ struct ReleaseTests {
     }
 }
 
+extension ReleaseTests {
+    @Test("relay serve -np 1: a streaming client that disconnects after the first text while the backend hangs frees the slot within a second")
+    func serveStream() throws {
+        guard Smol.model != nil else { try Test.cancel("SmolLM2-135M not fetched") }
+        let backend = try FakeBackend(.answerThenHang(" there lived a fox who liked to read books about the sea"))
+        defer { backend.stop() }
+        let server = try Serve(["--large-url", backend.url.absoluteString, "-md", "smollm2-135m", "-np", "1",
+                                "--large-read-timeout", "600", "--large-timeout", "600"])
+        defer { server.stop() }
+        let body = #"{"prompt": "Once upon a time", "max_tokens": 64, "temperature": 0, "relay_mode": "large", "stream": true}"#
+        let connection = HTTP.connect(server.port)
+        let client = try #require(connection)
+        HTTP.send(client, "POST", "/v1/completions", body)
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        let got = recv(client, &chunk, chunk.count, 0)
+        #expect(got > 0 && String(decoding: chunk[..<max(got, 0)], as: UTF8.self).contains("data:"))
+        let asked = backend.waitForRequests(2)
+        try #require(asked)
+        Thread.sleep(forTimeInterval: 0.3)
+        let busy = server.busySlots()
+        #expect(busy == 1)
+        close(client)
+        let freed = secondsUntil(10) { server.busySlots() == 0 }
+        print("relay serve, streaming: the slot was free \(freed.map { String(format: "%.3f s", $0) } ?? "> 10 s") after its client left")
+        #expect(freed.map { $0 < 1 } == true, "slot freed after \(freed.map { "\($0) s" } ?? "more than 10 s")")
+    }
+}
+
 /// `relay serve` on a free port, run from the build folder of this test bundle.
 final class Serve {
     let process: Process
