@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
@@ -27,7 +29,9 @@ let package = Package(
         .target(name: "Assets", swiftSettings: checked),
         .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: checked),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: checked),
-        .target(name: "Remote", dependencies: ["Engine", "Relay"], swiftSettings: checked),
+        .target(name: "Remote", dependencies: ["Engine", "Relay", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                              .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+                swiftSettings: checked),
         // Testable in release builds too: ServerTests check request parsing and planning directly.
         .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
@@ -47,6 +51,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "Engine", "TestSupport"], swiftSettings: checked),
+        // The fake misbehaving backend and `relay serve` (built before these tests) against it.
+        .testTarget(name: "RemoteTests", dependencies: ["Remote", "Relay", "Engine", "Assets", "TestSupport", "RelayCLI"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -5,6 +5,10 @@ public struct GenerationOptions: Sendable {
     public var maxTokens: Int = -1               // -1: until end of text or a full context
     public var sampling = SamplingParams()
     public var stop: [String] = []
+    /// Checked between steps and before each piece of text: once cancelled, the generation ends
+    /// as if `onText` had returned false. A step blocked on a remote model needs the same
+    /// cancellation in `Modes.Settings` to be cut short.
+    public var cancellation = Cancellation()
     public init() {}
 }
 
@@ -60,7 +64,8 @@ public struct RelayResult: Sendable {
 /// The generation loop shared by every strategy: step, stop at end of text, a stop string, the
 /// token budget or a full context, and stream text with the role that wrote it.
 /// `onText` gets each piece of text with the log-probabilities (when the strategy gives them) of
-/// the tokens read since the last piece, and returns false to stop early.
+/// the tokens read since the last piece, and returns false to stop early; so does a cancel of
+/// `options.cancellation`, also while a step is running (the step's error is then dropped).
 public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: Tokenizer, contextSize: Int,
                      options: GenerationOptions, onText: (String, Role, ArraySlice<TokenLogprob>) -> Bool = { _, _, _ in true }) throws -> RelayResult {
     let start = Date()
@@ -82,11 +87,18 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
         guard !text.isEmpty else { return true }
         if let last = segments.last, last.role == role { segments[segments.count - 1].text += text } else { segments.append(Segment(role: role, text: text)) }
         defer { logprobsSent = logprobs.count }
-        return onText(text, role, logprobs[logprobsSent...])
+        return !options.cancellation.isCancelled && onText(text, role, logprobs[logprobsSent...])
     }
 
     loop: while context.count - prompt.count < budget && context.count < contextSize {
-        let step = try strategy.step(context: context, atMost: min(budget - (context.count - prompt.count), contextSize - context.count))
+        if options.cancellation.isCancelled { finish = .stop; break }
+        let step: Step
+        do {
+            step = try strategy.step(context: context, atMost: min(budget - (context.count - prompt.count), contextSize - context.count))
+        } catch where options.cancellation.isCancelled {
+            finish = .stop
+            break
+        }
         for (i, token) in step.tokens.enumerated() {
             if tokenizer.endOfGeneration.contains(token) { finish = .eos; break loop }
             context.append(token)

@@ -7,7 +7,9 @@ import Foundation
 public protocol LargeModel: AnyObject, Sendable {
     /// Where the model is, for messages and telemetry.
     var name: String { get }
-    func continuation(of text: String, maxTokens: Int, stop: [String], sampling: SamplingParams) throws -> Continuation
+    /// Blocks until the continuation is there; a cancel of `cancellation` makes it throw
+    /// `CancellationError` at once.
+    func continuation(of text: String, maxTokens: Int, stop: [String], sampling: SamplingParams, cancellation: Cancellation) throws -> Continuation
 }
 
 /// What a large model wrote after a text.
@@ -68,14 +70,17 @@ public final class TextContinuation: DecodingStrategy {
     let stops: [String]
     let chunk: Int
     var sampling: SamplingParams
+    let cancellation: Cancellation
     public private(set) var stats = RemoteStats()
 
-    public init(model: LargeModel, tokenizer: Tokenizer, stops: [String] = [], chunk: Int = 32, sampling: SamplingParams) {
+    public init(model: LargeModel, tokenizer: Tokenizer, stops: [String] = [], chunk: Int = 32, sampling: SamplingParams,
+                cancellation: Cancellation = Cancellation()) {
         self.model = model
         self.tokenizer = tokenizer
         self.stops = stops
         self.chunk = chunk
         self.sampling = sampling
+        self.cancellation = cancellation
     }
 
     public var sessions: [Role: Session] { [:] }
@@ -86,7 +91,8 @@ public final class TextContinuation: DecodingStrategy {
     public func step(context: [Int32], atMost limit: Int) throws -> Step {
         // The server adds its own BOS to the text it is sent.
         let text = tokenizer.addBOS && context.first == tokenizer.bosID ? tokenizer.decode(Array(context.dropFirst())) : tokenizer.decode(context)
-        let c = try model.continuation(of: text, maxTokens: max(1, min(chunk, limit)), stop: stops, sampling: sampling)
+        let c = try model.continuation(of: text, maxTokens: max(1, min(chunk, limit)), stop: stops, sampling: sampling,
+                                       cancellation: cancellation)
         stats.requests += c.requests
         stats.retries += c.retries
         stats.seconds += c.seconds

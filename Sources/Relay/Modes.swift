@@ -29,6 +29,9 @@ public enum Modes {
         public var largeFailureToSmall = false
         /// Log-probabilities with this many alternatives per token; only the one-model local modes give them.
         public var topLogprobs: Int?
+        /// Cuts short a step blocked on a remote large model; the generation's own
+        /// (`GenerationOptions.cancellation`), so that the loop ends too.
+        public var cancellation = Cancellation()
         public init() {}
     }
 
@@ -76,7 +79,8 @@ public enum Modes {
             }
             guard let remote = pair.remote else { throw ModeError.missingModel(mode: name, role: .large) }
             let small = try need(.small)
-            return TextContinuation(model: remote, tokenizer: small.model.tokenizer, stops: stops, sampling: sampling)
+            return TextContinuation(model: remote, tokenizer: small.model.tokenizer, stops: stops, sampling: sampling,
+                                    cancellation: settings.cancellation)
         }
         func relayGen(speculative: Bool) throws -> DecodingStrategy {
             let small = try need(.small)

@@ -193,7 +193,7 @@ final class CompletionsController: @unchecked Sendable {
         var result: RelayResult?
         for await event in job.events {
             switch event {
-            case .text: break
+            case .text, .heartbeat: break
             case .done(let r): result = r
             case .failed(let e): throw e
             }
@@ -225,6 +225,13 @@ final class CompletionsController: @unchecked Sendable {
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let body = ResponseBody { writer in
+            // Only a failed write tells that the client left, and a remote large model that hangs
+            // writes nothing: while the stream is silent, a comment line every 0.25 s asks.
+            let ticker = Task {
+                while (try? await Task.sleep(for: .milliseconds(250))) != nil { job.sink.yield(.heartbeat) }
+            }
+            defer { ticker.cancel() }
+            var lastWrite = Date()
             var event = first
             var sentRole = false
             var status = 200
@@ -248,6 +255,7 @@ final class CompletionsController: @unchecked Sendable {
                         object["relay_role"] = role.rawValue
                         if plan.includeUsage { object["usage"] = NSNull() }
                         try await writer.write(Self.sse(object))
+                        lastWrite = Date()
                     case .done(let result):
                         self.metrics.generated(result)
                         var object = self.header(id, plan, chunk: true)
@@ -269,6 +277,11 @@ final class CompletionsController: @unchecked Sendable {
                         let e = Self.apiError(error)
                         status = e.status
                         try await writer.write(ByteBuffer(string: "data: " + String(decoding: e.json, as: UTF8.self) + "\n\n"))
+                    case .heartbeat:
+                        if Date().timeIntervalSince(lastWrite) >= 0.25 {
+                            try await writer.write(ByteBuffer(string: ":\n\n"))
+                            lastWrite = Date()
+                        }
                     }
                     event = await events.next()
                 }

@@ -8,15 +8,13 @@ enum GenerationEvent: Sendable {
     case text(String, Role, [TokenLogprob])
     case done(RelayResult)
     case failed(Error)
+    /// Nothing new: a silent stream's cue to check that its client is still there.
+    case heartbeat
 }
 
-/// A set-once flag shared between an HTTP handler and the engine thread running its request.
-final class CancelFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var set = false
-    func cancel() { lock.withLock { set = true } }
-    var isCancelled: Bool { lock.withLock { set } }
-}
+/// A set-once flag shared between an HTTP handler and the engine thread running its request: the
+/// generation's cancellation, so a slot blocked on a remote large model is released at once.
+typealias CancelFlag = Cancellation
 
 /// One request for the engine: a prompt, a mode and generation options.
 final class Job: @unchecked Sendable {
@@ -154,10 +152,12 @@ final class SlotPool: @unchecked Sendable {
             var settings = self.settings
             settings.sampling = job.options.sampling
             settings.topLogprobs = job.topLogprobs
+            settings.cancellation = job.cancel
+            var options = job.options
+            options.cancellation = job.cancel
             let strategy = try Modes.make(job.mode, parameters: job.parameters, pair: slot.pair, settings: settings)
             let result = try Relay.generate(strategy, prompt: job.prompt, tokenizer: tokenizer, contextSize: contextSize,
-                                            options: job.options) { text, role, logprobs in
-                if job.cancel.isCancelled { return false }
+                                            options: options) { text, role, logprobs in
                 job.sink.yield(.text(text, role, Array(logprobs)))
                 return true
             }

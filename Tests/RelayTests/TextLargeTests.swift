@@ -15,7 +15,7 @@ final class ScriptedLarge: LargeModel, @unchecked Sendable {
     }
     var name: String { "scripted" }
 
-    func continuation(of text: String, maxTokens: Int, stop: [String], sampling: SamplingParams) throws -> Continuation {
+    func continuation(of text: String, maxTokens: Int, stop: [String], sampling: SamplingParams, cancellation: Cancellation) throws -> Continuation {
         calls.append((text, maxTokens, stop))
         if failing { throw LargeModelError.unavailable("connection refused (3 attempts)") }
         let hits = stop.compactMap { s in answer.range(of: s).map { (s, $0) } }
