@@ -418,7 +418,7 @@ def test_content_type(s):
 
 def test_body_too_large(s):
     """A body over the 16 MiB limit is a 413 in OpenAI's shape: decided from Content-Length before
-    any of it is sent, and through the openai client."""
+    any of it is sent, through the openai client, and through urllib."""
     sock = connect(s)
     send(sock, "POST", "/v1/completions", b"", headers={"Content-Length": str(17 << 20)})
     status, _, reply = read_reply(sock)
@@ -426,6 +426,10 @@ def test_body_too_large(s):
     err = json.loads(reply)["error"]
     assert status == 413 and err["code"] == "request_too_large" and err["type"] == "invalid_request_error", (status, reply)
     expect(413, lambda: s.client().completions.create(model=MODEL, prompt="a" * (17 << 20), max_tokens=2), code="request_too_large")
+    # urllib asks to close the connection and sends the whole body before reading: the server
+    # reads and drops the body after its answer, so the client gets the 413, not a reset.
+    r = raw(s, "/v1/completions", b"x" * (17 << 20))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large", (r.status_code, r.text)
 
 
 def test_client_limits(s):

@@ -1,7 +1,6 @@
 import Engine
 import Foundation
 import Hummingbird
-import NIOCore
 import Relay
 
 /// What the controller needs to know about the served models.
@@ -113,14 +112,10 @@ final class CompletionsController: @unchecked Sendable {
         // The client going away stops the generation, also before the answer starts (a stream's
         // body notices it too, when a write fails).
         connection?.attach(cancel)
+        let body = BodyReader(request.body)
         do {
             try admit(request)
-            let buffer: ByteBuffer
-            do {
-                buffer = try await request.body.collect(upTo: bodyLimit)
-            } catch is NIOTooManyBytesError {
-                throw tooLarge()
-            }
+            guard let buffer = try await body.collect(upTo: bodyLimit) else { throw tooLarge() }
             let plan = try self.plan(CompletionRequest.decode(Data(buffer: buffer)), chat: chat)
             let job = Job(prompt: plan.prompt, mode: plan.mode, parameters: plan.parameters, options: plan.options,
                           topLogprobs: plan.topLogprobs, cancel: cancel)
@@ -131,7 +126,7 @@ final class CompletionsController: @unchecked Sendable {
         } catch {
             let e = Self.apiError(error)
             metrics.request(endpoint: endpoint, status: e.status, seconds: Date().timeIntervalSince(started))
-            return errorResponse(e)
+            return errorResponse(e, dropping: body)
         }
     }
 
@@ -409,6 +404,19 @@ final class CompletionsController: @unchecked Sendable {
         Response(status: .init(code: e.status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: e.json)))
     }
 
+    /// An error, then the rest of the request's body read and dropped (within the body deadline):
+    /// a client that sends its whole body before reading gets the answer, not a reset connection
+    /// (Hummingbird drops the body itself only on a connection kept alive).
+    func errorResponse(_ e: APIError, dropping body: BodyReader) -> Response {
+        let json = e.json
+        return Response(status: .init(code: e.status), headers: [.contentType: "application/json"],
+                        body: .init(contentLength: json.count) { writer in
+                            try await writer.write(ByteBuffer(bytes: json))
+                            await body.drop()
+                            try await writer.finish(nil)
+                        })
+    }
+
     /// Every failure as OpenAI shapes it, with the status that fits.
     static func apiError(_ error: Error) -> APIError {
         switch error {
@@ -424,6 +432,26 @@ final class CompletionsController: @unchecked Sendable {
         default:
             return APIError(status: 500, message: String(describing: error), type: "server_error", code: "internal_error")
         }
+    }
+}
+
+/// Reads a request's body once: up to the limit for the handler, and what is left after an error.
+final class BodyReader: @unchecked Sendable {
+    private var iterator: RequestBody.AsyncIterator
+    init(_ body: RequestBody) { iterator = body.makeAsyncIterator() }
+
+    /// The body, or nil once it is over `limit` bytes.
+    func collect(upTo limit: Int) async throws -> ByteBuffer? {
+        var buffer = ByteBuffer()
+        while let part = try await iterator.next() {
+            guard buffer.readableBytes + part.readableBytes <= limit else { return nil }
+            buffer.writeImmutableBuffer(part)
+        }
+        return buffer
+    }
+
+    func drop() async {
+        do { while try await iterator.next() != nil {} } catch {}
     }
 }
 
