@@ -28,28 +28,37 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let open: OpenConnections
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let admitted = open.admit()
-        if admitted { channel.closeFuture.whenComplete { [open] _ in open.release() } }
-        let watch = ConnectionGuard(limits)
+        let first: any RemovableChannelHandler
+        if open.admit() {
+            channel.closeFuture.whenComplete { [open] _ in open.release() }
+            first = ConnectionGuard.BytesSide(ConnectionGuard(limits))
+        } else {
+            // Over the cap. (Setup runs before the channel is registered: closing it here, or
+            // failing the setup, would leave the socket open.)
+            first = CloseWhenActive()
+        }
         do {
             // First in the pipeline, so that it sees the bytes of a header that is not complete yet.
-            try channel.pipeline.syncOperations.addHandler(ConnectionGuard.BytesSide(watch))
+            try channel.pipeline.syncOperations.addHandler(first)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        let parts = ConnectionGuard.PartsSide(watch)
-        let http1 = HTTP1Channel(responder: responder, configuration: .init(additionalChannelHandlers: [parts]))
-        return http1.setup(channel: channel, logger: logger).map { value in
-            // Over the cap: closed before anything is read. (Failing the setup instead would end
-            // the server's accept loop.)
-            if !admitted { channel.close(promise: nil) }
-            return value
-        }
+        let parts = (first as? ConnectionGuard.BytesSide).map { [ConnectionGuard.PartsSide($0.owner)] } ?? []
+        return HTTP1Channel(responder: responder, configuration: .init(additionalChannelHandlers: parts)).setup(channel: channel, logger: logger)
     }
 
     func handle(value: Value, logger: Logger) async {
         await handleHTTP(asyncChannel: value, logger: logger)
     }
+}
+
+/// Closes a connection over the cap as soon as it is open, before anything is read.
+final class CloseWhenActive: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { context.close(promise: nil) }
+    }
+    func channelActive(context: ChannelHandlerContext) { context.close(promise: nil) }
 }
 
 /// Counts open connections against `ConnectionLimits.maxConnections`.
