@@ -33,8 +33,8 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             channel.closeFuture.whenComplete { [open] _ in open.release() }
             first = ConnectionGuard.BytesSide(ConnectionGuard(limits))
         } else {
-            // Over the cap. (Setup runs before the channel is registered: closing it here, or
-            // failing the setup, would leave the socket open.)
+            // Over the cap. (Setup runs before the channel is registered: a close here with a
+            // failed setup left the socket open.)
             first = CloseWhenActive()
         }
         do {

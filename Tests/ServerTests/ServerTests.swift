@@ -1,6 +1,12 @@
 import Assets
 import Engine
 import Foundation
+import HTTPTypes
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Relay
 @testable import Server
 import Testing
@@ -210,5 +216,99 @@ struct MetricsTests {
         m.connection(admitted: false)
         let after = m.render(queueDepth: 0, busySlots: 0, slots: 1, openConnections: 1)
         #expect(after.contains("relay_connections_total 1") && after.contains("relay_connections_refused_total 1") && after.contains("relay_connections_open 1"))
+    }
+}
+
+@Suite("Connection deadlines")
+struct ConnectionGuardTests {
+    /// A connection through the server's pipeline (guard, HTTP/1.1 codec, guard) on an embedded
+    /// loop whose clock the test moves: 10 s for a header, 30 s for a body, 60 s idle.
+    static func connection() throws -> (EmbeddedChannel, ConnectionGuard) {
+        var limits = ConnectionLimits()
+        limits.headers = .seconds(10)
+        limits.body = .seconds(30)
+        limits.idle = .seconds(60)
+        let watch = ConnectionGuard(limits)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuard.BytesSide(watch))
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+        try channel.pipeline.syncOperations.addHandlers([HTTP1ToHTTPServerCodec(secure: false), ConnectionGuard.PartsSide(watch)])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, watch)
+    }
+
+    static func send(_ channel: EmbeddedChannel, _ text: String) throws {
+        try channel.writeInbound(ByteBuffer(string: text))
+        while try channel.readInbound(as: HTTPRequestPart.self) != nil {}
+    }
+
+    static func answer(_ channel: EmbeddedChannel) throws {
+        try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok, headerFields: [.contentLength: "0"])))
+        try channel.writeOutbound(HTTPResponsePart.end(nil))
+    }
+
+    @Test("a header trickled a line a second is closed 10 s after its first byte")
+    func headerTrickle() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "POST /v1/completions HTTP/1.1\r\n")
+        for _ in 0..<9 {
+            channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+            try Self.send(channel, "X-Slow: 1\r\n")
+        }
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("half a body is closed 30 s after its header")
+    func halfBody() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "POST /v1/completions HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        try Self.send(channel, "d")
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("a request being answered has no deadline; after the answer the connection may idle 60 s, and a new header has 10 s")
+    func answeringThenIdle() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1000))
+        #expect(channel.isActive)
+        try Self.answer(channel)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(channel.isActive)
+        try Self.send(channel, "GET /health HTTP/1.1\r\n")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("a client that reads nothing of its answer for 60 s is closed")
+    func unread() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("a connection that closes cancels the generation its request attached, also one attached after")
+    func disconnect() throws {
+        let (channel, watch) = try Self.connection()
+        let first = CancelFlag()
+        watch.attach(first)
+        #expect(!first.isCancelled)
+        try channel.close().wait()
+        #expect(first.isCancelled)
+        let late = CancelFlag()
+        watch.attach(late)
+        #expect(late.isCancelled)
     }
 }
