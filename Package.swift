@@ -14,6 +14,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Hummingbird's own dependencies, named for the server's connection handlers and their tests.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
@@ -25,7 +29,10 @@ let package = Package(
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: fast),
         .target(name: "Remote", dependencies: ["Engine", "Relay"], swiftSettings: fast),
         // Testable in release builds too: ServerTests check request parsing and planning directly.
-        .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")],
+        .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird"),
+                                               .product(name: "HummingbirdCore", package: "hummingbird"),
+                                               .product(name: "NIOCore", package: "swift-nio"),
+                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",
@@ -38,7 +45,11 @@ let package = Package(
         .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "TestSupport"], swiftSettings: fast),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "TestSupport"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets",
+                                                        .product(name: "NIOEmbedded", package: "swift-nio"),
+                                                        .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                        .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                                                        .product(name: "HTTPTypes", package: "swift-http-types")]),
     ],
     swiftLanguageModes: [.v5]
 )
