@@ -28,8 +28,9 @@ public final class RelayServer: @unchecked Sendable {
             if let apiKey, apiKey.trimmingCharacters(in: .whitespaces).isEmpty {
                 throw ConfigurationError("the API key is empty (--api-key or RELAY_API_KEY): set a key, or unset it to serve without one")
             }
-            if let apiKey, apiKey.contains(where: { !$0.isASCII || $0.isNewline }) {
-                throw ConfigurationError("the API key must be printable ASCII: clients send it in an HTTP header")
+            // Clients send it in a header, whose parser drops spaces around a value.
+            if let apiKey, !apiKey.unicodeScalars.allSatisfy({ (0x20...0x7E).contains($0.value) }) || apiKey != apiKey.trimmingCharacters(in: .whitespaces) {
+                throw ConfigurationError("the API key must be printable ASCII, with no spaces around it: clients send it in an HTTP header")
             }
         }
     }

@@ -185,9 +185,9 @@ struct KeyTests {
         }
     }
 
-    @Test("an empty or blank API key is refused at start")
+    @Test("an empty or blank API key, or one a header cannot carry, is refused at start")
     func emptyKey() {
-        for key in ["", "  "] {
+        for key in ["", "  ", "new\nline", " padded", "clé"] {
             var config = RelayServer.Configuration()
             config.apiKey = key
             #expect(throws: RelayServer.ConfigurationError.self) { try config.validate() }
