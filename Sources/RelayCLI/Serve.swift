@@ -57,7 +57,7 @@ extension RelayCommand {
             guard queueLimit >= 0 else { throw ValidationError("--queue must be >= 0") }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
             for (name, seconds) in [("--timeout-idle", idleTimeout), ("--timeout-headers", headersTimeout), ("--timeout-body", bodyTimeout)] {
-                guard seconds > 0 else { throw ValidationError("\(name) must be more than 0 seconds") }
+                guard seconds > 0, seconds <= 86_400 else { throw ValidationError("\(name) must be more than 0 and at most 86400 seconds") }
             }
             guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
             guard (1...1024).contains(maxBodyMiB) else { throw ValidationError("--max-body-mib must be in 1...1024") }
