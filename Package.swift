@@ -18,8 +18,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // async-http-client for the remote large model; the rest are Hummingbird's own dependencies,
+        // named for the server's connection handlers and their tests.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
@@ -33,7 +37,10 @@ let package = Package(
                                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
                 swiftSettings: checked),
         // Testable in release builds too: ServerTests check request parsing and planning directly.
-        .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird")],
+        .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird"),
+                                               .product(name: "HummingbirdCore", package: "hummingbird"),
+                                               .product(name: "NIOCore", package: "swift-nio"),
+                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",
@@ -49,7 +56,11 @@ let package = Package(
         .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "TestSupport"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets",
+                                                        .product(name: "NIOEmbedded", package: "swift-nio"),
+                                                        .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                        .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                                                        .product(name: "HTTPTypes", package: "swift-http-types")]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "Engine", "TestSupport"], swiftSettings: checked),
         // The fake misbehaving backend and `relay serve` (built before these tests) against it.
         .testTarget(name: "RemoteTests", dependencies: ["Remote", "Relay", "Engine", "Assets", "TestSupport", "RelayCLI"]),

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Drives `relay serve` with the official `openai` client: chat, completion, streaming, errors,
-concurrent clients, cancellation, metrics, shutdown, and the relay telemetry.
+concurrent clients, cancellation, metrics, shutdown, and the relay telemetry; and with raw sockets
+what a client should not be able to do: hold connections, send slow or huge requests.
 
 Usage: python3 scripts/test_server.py path/to/relay
 
@@ -8,10 +9,13 @@ Starts the server on a free loopback port with SmolLM2-135M as both the large an
 (so every mode runs: speculative accepts every draft, RelayGen hands over at the test cues), runs
 each test, prints one line per test and exits non-zero if any failed.
 """
+import asyncio
 import json
 import os
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -306,11 +310,11 @@ def busy_slots(s):
 
 def test_full_queue_and_disconnect(s):
     """Two slots busy, two requests queued: the next is refused with 429; closing the streams stops
-    their generations (the slots come free long before 2,000 tokens). Greedy, on two prompts that
+    their generations (the slots come free long before 400 tokens). Greedy, on two prompts that
     SmolLM2 answers with at least 1,500 tokens: a sampled answer could end before the queue fills."""
     c = s.client()
     prompts = ["Tell a very long story number 0.", "Count from 1 to 5000, separated by commas."]
-    streams = [chat(c, p, max_tokens=2000, temperature=0, stream=True) for p in prompts]
+    streams = [chat(c, p, max_tokens=400, temperature=0, stream=True) for p in prompts]
     for st in streams:
         next(iter(st))  # both are generating
     queued = [threading.Thread(target=lambda: chat(c, "Hi", max_tokens=2, temperature=0)) for _ in range(2)]
@@ -321,6 +325,8 @@ def test_full_queue_and_disconnect(s):
         time.sleep(0.05)
     err = expect(429, lambda: chat(c, "Hi", max_tokens=2), code="queue_full")
     assert "busy" in err["message"]
+    # Refused before its 5 MB prompt is read or tokenised (it would be a 400 for the context).
+    expect(429, lambda: chat(c, "word " * 1_000_000, max_tokens=2), code="queue_full")
     before = metric(s, "relay_cancelled_total")
     for st in streams:
         st.close()
@@ -356,10 +362,271 @@ def test_playground(s):
     assert "Relay playground" in r.text and "/v1/chat/completions" in r.text
 
 
+def test_keep_alive(s):
+    """200 requests, plain and streamed, over one kept-alive connection: every answer is the same
+    greedy answer, and the server saw one connection for them. (The async client: the sync one
+    closes a stream's connection at `[DONE]` instead of reading the body's end.)"""
+    async def requests():
+        async with openai.AsyncOpenAI(base_url=s.base + "/v1", api_key=KEY, max_retries=0, timeout=300) as c:
+            async def complete(stream):
+                if not stream:
+                    r = await c.completions.create(model=MODEL, prompt="Hi", max_tokens=2, temperature=0)
+                    assert r.usage.completion_tokens == 2, r
+                    return r.choices[0].text
+                chunks = [ch async for ch in await c.completions.create(model=MODEL, prompt="Hi", max_tokens=2, temperature=0, stream=True)]
+                assert chunks[-1].choices[0].finish_reason == "length", chunks[-1]
+                return "".join(ch.choices[0].text for ch in chunks if ch.choices)
+            want = await complete(False)
+            for i in range(200):
+                text = await complete(i % 2 == 1)
+                assert text == want, (i, text, want)
+
+    before = metric(s, "relay_connections_total")
+    asyncio.run(requests())
+    # The client's one connection, and the one that reads the metric now.
+    assert metric(s, "relay_connections_total") - before == 2, metric(s, "relay_connections_total") - before
+
+
+def test_disconnect_stops_whole_answer(s):
+    """A client that closes its connection while waiting for a (non-streamed) answer stops it."""
+    before = metric(s, "relay_cancelled_total")
+    sock = connect(s)
+    send(sock, "POST", "/v1/chat/completions", chat_body("Count from 1 to 5000, separated by commas.", max_tokens=400))
+    deadline = time.time() + 30
+    while busy_slots(s) == 0 and time.time() < deadline:
+        time.sleep(0.02)
+    sock.close()
+    deadline = time.time() + 30
+    while busy_slots(s) > 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert busy_slots(s) == 0, "the generation went on"
+    assert metric(s, "relay_cancelled_total") == before + 1
+
+
+def test_content_type(s):
+    """Only JSON bodies: a cross-site form post (text/plain, form-urlencoded) starts nothing."""
+    body = json.dumps({"model": MODEL, "prompt": "Hi", "max_tokens": 2}).encode()
+    for ctype in ["text/plain", "application/x-www-form-urlencoded", None]:
+        sock = connect(s)
+        send(sock, "POST", "/v1/completions", body, content_type=ctype)
+        status, _, reply = read_reply(sock)
+        sock.close()
+        err = json.loads(reply)["error"]
+        assert status == 415 and err["code"] == "unsupported_media_type", (ctype, status, reply)
+        assert "application/json" in err["message"]
+
+
+def test_body_too_large(s):
+    """A body over the 16 MiB limit is a 413 in OpenAI's shape: decided from Content-Length before
+    any of it is sent, through the openai client, and through urllib."""
+    sock = connect(s)
+    send(sock, "POST", "/v1/completions", b"", headers={"Content-Length": str(17 << 20)})
+    status, _, reply = read_reply(sock)
+    sock.close()
+    err = json.loads(reply)["error"]
+    assert status == 413 and err["code"] == "request_too_large" and err["type"] == "invalid_request_error", (status, reply)
+    expect(413, lambda: s.client().completions.create(model=MODEL, prompt="a" * (17 << 20), max_tokens=2), code="request_too_large")
+    # urllib asks to close the connection and sends the whole body before reading: the server
+    # reads and drops the body after its answer, so the client gets the 413, not a reset.
+    r = raw(s, "/v1/completions", b"x" * (17 << 20))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large", (r.status_code, r.text)
+
+
+def test_client_limits(s):
+    c = s.client()
+    expect(400, lambda: chat(c, "Hi", max_tokens=2, stop=[f"s{i}" for i in range(17)]), code="array_above_max_length", words=["stop"])
+    expect(400, lambda: chat(c, "Hi", max_tokens=2, stop=["x" * 129]), code="string_above_max_length")
+    assert chat(c, "Hi", max_tokens=2, stop=[f"s{i}" for i in range(16)]).choices[0].finish_reason == "length"
+    # As OpenAI and vLLM answer: max_tokens that cannot fit, alone or after the prompt.
+    expect(400, lambda: chat(c, "Hi", max_tokens=600), code="context_length_exceeded", words=["max_tokens"])
+    expect(400, lambda: chat(c, "word " * 300, max_tokens=300), code="context_length_exceeded", words=["max_tokens"])
+    many = [{"role": "user", "content": "x"}] * 2049
+    expect(400, lambda: c.chat.completions.create(model=MODEL, messages=many, max_tokens=2), code="array_above_max_length", words=["messages"])
+
+
+def test_cross_origin(s):
+    """CORS headers only for the origins named with --allowed-origins."""
+    def preflight(origin):
+        sock = connect(s)
+        send(sock, "OPTIONS", "/v1/chat/completions", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                                                 "Access-Control-Request-Headers": "authorization, content-type"})
+        reply = read_reply(sock)
+        sock.close()
+        return reply
+    status, headers, _ = preflight("http://good.example")
+    assert status == 204 and headers.get("access-control-allow-origin") == "http://good.example", (status, headers)
+    assert "authorization" in headers.get("access-control-allow-headers", "").lower()
+    status, headers, _ = preflight("http://evil.example")
+    assert "access-control-allow-origin" not in headers, headers
+    for origin, allowed in [("http://good.example", True), ("http://evil.example", False)]:
+        sock = connect(s)
+        send(sock, "GET", "/v1/models", headers={"Origin": origin})
+        status, headers, _ = read_reply(sock)
+        sock.close()
+        assert status == 200 and (headers.get("access-control-allow-origin") == origin) == allowed, (origin, headers)
+
+
+# ---------------------------------------------------------------- raw sockets
+
+
+def connect(s):
+    return socket.create_connection(("127.0.0.1", s.port), timeout=30)
+
+
+def chat_body(content, **kw):
+    return json.dumps({"model": MODEL, "messages": [{"role": "user", "content": content}], "temperature": 0, **kw}).encode()
+
+
+def send(sock, method, path, body=b"", content_type="application/json", headers=None):
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {KEY}"]
+    if content_type and method == "POST":
+        lines.append(f"Content-Type: {content_type}")
+    extra = dict(headers or {})
+    if body and "Content-Length" not in extra:
+        extra["Content-Length"] = str(len(body))
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+
+def read_reply(sock):
+    """Status, headers (lower-case names) and body of one reply with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a reply: {data!r}")
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    n = int(headers.get("content-length", 0))
+    while len(rest) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return int(lines[0].split()[1]), headers, rest[:n]
+
+
+def seconds_until_closed(sock, limit, trickle=None):
+    """Seconds until the server closes the connection, sending `trickle` every 0.2 s meanwhile;
+    None if it is still open after `limit`."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            if trickle:
+                sock.sendall(trickle)
+            if select.select([sock], [], [], 0.2)[0] and not sock.recv(65536):
+                return time.time() - t0
+        except (BrokenPipeError, ConnectionResetError):
+            return time.time() - t0
+    return None
+
+
+# These run on a second server: --timeout-idle 3 --timeout-headers 2 --timeout-body 2
+# --max-connections 4 --max-body-mib 1.
+
+def test_idle_timeout(s):
+    sock = connect(s)
+    send(sock, "GET", "/health")
+    assert read_reply(sock)[0] == 200
+    t = seconds_until_closed(sock, 8)
+    sock.close()
+    assert t is not None and 2.5 < t < 6, f"idle connection closed after {t} s (--timeout-idle 3)"
+
+
+def test_header_timeout(s):
+    """A header sent a line every 0.2 s is cut at the header deadline, however it trickles."""
+    sock = connect(s)
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\n")
+    t = seconds_until_closed(sock, 8, trickle=b"X-Slow: 1\r\n")
+    sock.close()
+    assert t is not None and 1.5 < t < 6, f"trickled header closed after {t} s (--timeout-headers 2)"
+
+
+def test_body_timeout(s):
+    sock = connect(s)
+    send(sock, "POST", "/v1/completions", b'{"prompt": ', headers={"Content-Length": "100"})
+    t = seconds_until_closed(sock, 8)
+    sock.close()
+    assert t is not None and 1.5 < t < 6, f"half a body closed after {t} s (--timeout-body 2)"
+
+
+def test_chunked_body_too_large(s):
+    """A chunked body is cut at the limit (--max-body-mib 1) while it is read: 413, not 500."""
+    sock = connect(s)
+    send(sock, "POST", "/v1/completions", headers={"Transfer-Encoding": "chunked"})
+    piece = b"a" * (256 << 10)
+    for _ in range(8):
+        sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+    sock.sendall(b"0\r\n\r\n")
+    status, _, reply = read_reply(sock)
+    sock.close()
+    assert status == 413 and json.loads(reply)["error"]["code"] == "request_too_large", (status, reply)
+
+
+def test_connection_cap(s):
+    """With 4 connections open, a fifth is closed at once; the four still get their answers."""
+    refused = metric(s, "relay_connections_refused_total")
+    deadline = time.time() + 5
+    while metric(s, "relay_connections_open") > 1 and time.time() < deadline:  # the one that asks
+        time.sleep(0.1)
+    time.sleep(0.2)  # and that one closes too
+    held = [connect(s) for _ in range(4)]
+    for sock in held:
+        sock.sendall(b"GET /health HTTP/1.1\r\n")
+    fifth = connect(s)
+    t = seconds_until_closed(fifth, 1)
+    fifth.close()
+    assert t is not None and t < 0.5, f"the fifth connection was not closed at once ({t})"
+    for sock in held:
+        sock.sendall(b"Host: x\r\n\r\n")
+        assert read_reply(sock)[0] == 200
+        sock.close()
+    time.sleep(0.2)
+    assert metric(s, "relay_connections_refused_total") == refused + 1
+
+
+def test_empty_key_refused(relay):
+    r = subprocess.run([relay, "serve", "-m", MODEL, "--port", "0"], env=dict(os.environ, RELAY_API_KEY=""),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "API key is empty" in r.stderr, (r.returncode, r.stderr[-500:])
+
+
 TESTS = [test_models, test_chat, test_completion_length, test_completion_stop, test_stream_matches_whole,
          test_stream_completion_without_usage, test_seed_repeats, test_speculative_mode, test_relaygen_mode, test_small_mode,
          test_logprobs, test_unknown_fields_ignored, test_malformed_json, test_wrong_type, test_unknown_model, test_context_overflow,
-         test_bad_values, test_auth, test_concurrent_clients, test_full_queue_and_disconnect, test_metrics, test_playground]
+         test_bad_values, test_auth, test_concurrent_clients, test_full_queue_and_disconnect, test_metrics, test_playground,
+         test_keep_alive, test_disconnect_stops_whole_answer, test_content_type, test_body_too_large, test_client_limits,
+         test_cross_origin]
+LIMIT_TESTS = [test_idle_timeout, test_header_timeout, test_body_timeout, test_chunked_body_too_large, test_connection_cap]
+
+
+def run(tests, server, only):
+    failed = 0
+    for test in tests:
+        if only and test.__name__ not in only:
+            continue
+        t0 = time.time()
+        try:
+            test(server)
+            print(f"ok    {test.__name__} ({time.time() - t0:.1f} s)")
+        except Exception:  # noqa: BLE001 - every failure is printed
+            failed += 1
+            print(f"FAIL  {test.__name__} ({time.time() - t0:.1f} s)")
+            traceback.print_exc()
+    return failed
+
+
+def stopped(server):
+    code = server.stop()
+    last = "".join(server.log[-3:])
+    if code != 0 or "stopped" not in last:
+        print(f"FAIL  graceful shutdown on SIGTERM: exit code {code}\n{last}")
+        print("server log:\n" + "".join(server.log[-40:]))
+        return 1
+    print("ok    graceful shutdown on SIGTERM")
+    return 0
 
 
 def main():
@@ -371,30 +638,19 @@ def main():
             json.dump({"model": MODEL, "cues": [{"text": t, "delta": 0.1, "count": 1} for t in ["So", "First", "Then", "Now", "We"]]}, f)
         env = dict(os.environ, RELAY_API_KEY=KEY)
         started = time.time()
-        server = Server(relay, "-m", MODEL, "-md", MODEL, "--cues", cues, "-np", "2", "--queue", "2", "-c", "512", "--temp", "0", env=env)
+        server = Server(relay, "-m", MODEL, "-md", MODEL, "--cues", cues, "-np", "2", "--queue", "2", "-c", "512", "--temp", "0",
+                        "--allowed-origins", "http://good.example", env=env)
         print(f"relay serve on port {server.port} ({time.time() - started:.1f} s to start)")
-        failed = 0
-        for test in TESTS:
-            if only and test.__name__ not in only:
-                continue
-            t0 = time.time()
-            try:
-                test(server)
-                print(f"ok    {test.__name__} ({time.time() - t0:.1f} s)")
-            except Exception:  # noqa: BLE001 - every failure is printed
-                failed += 1
-                print(f"FAIL  {test.__name__} ({time.time() - t0:.1f} s)")
-                traceback.print_exc()
-        code = server.stop()
-        stopped = "".join(server.log[-3:])
-        if code != 0 or "stopped" not in stopped:
-            failed += 1
-            print(f"FAIL  graceful shutdown on SIGTERM: exit code {code}\n{stopped}")
-        else:
-            print("ok    graceful shutdown on SIGTERM")
+        failed = run(TESTS, server, only)
+        failed += stopped(server)
+        if not only or any(t.__name__ in only for t in LIMIT_TESTS):
+            # Small limits, so that the tests of the deadlines take seconds.
+            server = Server(relay, "-m", MODEL, "-c", "256", "--timeout-idle", "3", "--timeout-headers", "2", "--timeout-body", "2",
+                            "--max-connections", "4", "--max-body-mib", "1", env=env)
+            failed += run(LIMIT_TESTS, server, only)
+            failed += stopped(server)
+        failed += run([test_empty_key_refused], relay, only)
         print(f"{failed} failed, {time.time() - started:.1f} s")
-        if failed:
-            print("server log:\n" + "".join(server.log[-40:]))
     sys.exit(1 if failed else 0)
 
 

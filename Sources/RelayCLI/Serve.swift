@@ -33,10 +33,51 @@ extension RelayCommand {
         @Option(name: .customLong("model-id"), help: "The model id clients send (default: the large model's name).")
         var modelID: String?
 
+        @Option(name: .customLong("timeout-idle"), help: "Seconds a kept-alive connection may wait for its next request, or a client may read nothing of its answer.")
+        var idleTimeout = 60.0
+
+        @Option(name: .customLong("timeout-headers"), help: "Seconds from a new connection, or a request's first byte, to the end of its header.")
+        var headersTimeout = 10.0
+
+        @Option(name: .customLong("timeout-body"), help: "Seconds from the end of a request's header to the end of its body.")
+        var bodyTimeout = 60.0
+
+        @Option(name: .customLong("max-connections"), help: "Open connections; more are closed at once.")
+        var maxConnections = 256
+
+        @Option(name: .customLong("max-body-mib"), help: "Larger request bodies are refused with HTTP 413.")
+        var maxBodyMiB = 16
+
+        @Option(name: .customLong("allowed-origins"), parsing: .upToNextOption,
+                help: "Origins whose pages may call the API from a browser (CORS), e.g. http://localhost:3000, or *; default: none.")
+        var allowedOrigins: [String] = []
+
         func validate() throws {
             guard slots >= 1 else { throw ValidationError("-np must be at least 1") }
             guard queueLimit >= 0 else { throw ValidationError("--queue must be >= 0") }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+            for (name, seconds) in [("--timeout-idle", idleTimeout), ("--timeout-headers", headersTimeout), ("--timeout-body", bodyTimeout)] {
+                guard seconds > 0, seconds <= 86_400 else { throw ValidationError("\(name) must be more than 0 and at most 86400 seconds") }
+            }
+            guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+            guard (1...1024).contains(maxBodyMiB) else { throw ValidationError("--max-body-mib must be in 1...1024") }
+            try configuration.validate()
+        }
+
+        /// The server's settings from the flags; the API key also from $RELAY_API_KEY.
+        var configuration: RelayServer.Configuration {
+            var config = RelayServer.Configuration()
+            config.host = host
+            config.port = port
+            config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["RELAY_API_KEY"]
+            config.queueLimit = queueLimit
+            config.maxBodyBytes = maxBodyMiB << 20
+            config.connections.idle = .seconds(idleTimeout)
+            config.connections.headers = .seconds(headersTimeout)
+            config.connections.body = .seconds(bodyTimeout)
+            config.connections.maxConnections = maxConnections
+            config.allowedOrigins = allowedOrigins.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            return config
         }
 
         func run() async throws {
@@ -56,12 +97,7 @@ extension RelayCommand {
             let served = ServedModels(ids: [id], defaultMode: relay.mode, tokenizer: primary.tokenizer,
                                       template: try model.template(for: primary), contextSize: model.ctxSize,
                                       sampling: sampling.options.sampling)
-            var config = RelayServer.Configuration()
-            config.host = host
-            config.port = port
-            config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["RELAY_API_KEY"]
-            config.queueLimit = queueLimit
-            let server = RelayServer(configuration: config, served: served, pairs: pairs, settings: settings)
+            let server = RelayServer(configuration: configuration, served: served, pairs: pairs, settings: settings)
             let host = self.host, mode = relay.mode, slots = self.slots
             try await server.run { port in
                 note("relay serve: listening on http://\(host):\(port) (model \(id), mode \(mode), \(slots) slot\(slots == 1 ? "" : "s"))")

@@ -13,6 +13,9 @@ public struct ServedModels: Sendable {
     public var contextSize: Int
     /// Sampling defaults (the command line's); request fields override them.
     public var sampling: SamplingParams
+    /// The most text bytes one token stands for: a prompt longer than this many bytes per context
+    /// position cannot fit, which is known without tokenising it.
+    let maxTokenBytes: Int
 
     public init(ids: [String], defaultMode: String, tokenizer: Tokenizer, template: ChatTemplate, contextSize: Int, sampling: SamplingParams) {
         self.ids = ids
@@ -21,6 +24,7 @@ public struct ServedModels: Sendable {
         self.template = template
         self.contextSize = contextSize
         self.sampling = sampling
+        maxTokenBytes = max(1, (0..<tokenizer.vocabSize).map { tokenizer.tokenBytes(Int32($0)).count }.max() ?? 1)
     }
 }
 
@@ -44,22 +48,54 @@ final class CompletionsController: @unchecked Sendable {
     let pool: SlotPool
     let metrics: Metrics
     let apiKey: String?
+    let bodyLimit: Int
 
-    init(served: ServedModels, pool: SlotPool, metrics: Metrics, apiKey: String?) {
+    init(served: ServedModels, pool: SlotPool, metrics: Metrics, apiKey: String?, bodyLimit: Int = 16 << 20) {
         self.served = served
         self.pool = pool
         self.metrics = metrics
         self.apiKey = apiKey
+        self.bodyLimit = bodyLimit
     }
 
-    static let bodyLimit = 16 << 20
+    /// Client `stop` strings: more than OpenAI's 4, but every one is checked at every token.
+    static let maxStops = 16
+    static let maxStopBytes = 128
+    /// OpenAI's limit on `messages`.
+    static let maxMessages = 2048
 
     func authorize(_ request: Request) throws {
         guard let apiKey else { return }
-        guard request.headers[.authorization] == "Bearer \(apiKey)" else {
+        guard Self.sameBytes(Array((request.headers[.authorization] ?? "").utf8), Array("Bearer \(apiKey)".utf8)) else {
             throw APIError(status: 401, message: "missing or wrong API key: send 'Authorization: Bearer KEY'",
                            type: "invalid_request_error", code: "invalid_api_key")
         }
+    }
+
+    /// Compares in a time that depends on the expected value's length only, so that the time of a
+    /// refusal does not tell how much of a guessed key was right.
+    static func sameBytes(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+        var difference: UInt8 = given.count == expected.count ? 0 : 1
+        for i in expected.indices { difference |= expected[i] ^ (i < given.count ? given[i] : 0) }
+        return difference == 0
+    }
+
+    /// What can be refused before the body is read: the key, the content type (a cross-site form
+    /// post must not start a generation), a declared size over the limit, a full queue.
+    func admit(_ request: Request) throws {
+        try authorize(request)
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/json" else {
+            throw APIError(status: 415, message: "the body must be JSON sent as 'Content-Type: application/json' (got \(type.map { "'\($0)'" } ?? "no Content-Type"))",
+                           type: "invalid_request_error", code: "unsupported_media_type")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > bodyLimit { throw tooLarge() }
+        try pool.checkRoom()
+    }
+
+    func tooLarge() -> APIError {
+        APIError(status: 413, message: "the request body is larger than this server's limit of \(bodyLimit) bytes (--max-body-mib)",
+                 type: "invalid_request_error", code: "request_too_large")
     }
 
     func models(_ request: Request) throws -> Response {
@@ -69,42 +105,29 @@ final class CompletionsController: @unchecked Sendable {
         return json(["object": "list", "data": data])
     }
 
-    func complete(_ request: Request, chat: Bool) async -> Response {
+    func complete(_ request: Request, connection: ConnectionGuard?, chat: Bool) async -> Response {
         let endpoint = chat ? "/v1/chat/completions" : "/v1/completions"
         let started = Date()
         let cancel = CancelFlag()
-        // Once the handler has answered, the connection closing is no longer a disconnect that
-        // should stop the generation (a stream's body notices a disconnect when a write fails).
-        let answered = CancelFlag()
-        let response: Response
+        // The client going away stops the generation, also before the answer starts (a stream's
+        // body notices it too, when a write fails).
+        connection?.attach(cancel)
+        let body = BodyReader(request.body)
         do {
-            try authorize(request)
-            response = try await request.body.consumeWithInboundCloseHandler({ body in
-                let buffer = try await body.collect(upTo: Self.bodyLimit)
-                let plan = try self.plan(CompletionRequest.decode(Data(buffer: buffer)), chat: chat)
-                let job = Job(prompt: plan.prompt, mode: plan.mode, parameters: plan.parameters, options: plan.options,
-                              topLogprobs: plan.topLogprobs, cancel: cancel)
-                try self.pool.submit(job)
-                defer { answered.cancel() }
-                return try await plan.stream
-                    ? self.stream(job, plan, started: started, endpoint: endpoint)
-                    : self.whole(job, plan, started: started, endpoint: endpoint)
-            }, onInboundClosed: { if !answered.isCancelled { cancel.cancel() } })
+            try admit(request)
+            guard let buffer = try await body.collect(upTo: bodyLimit) else { throw tooLarge() }
+            let plan = try self.plan(CompletionRequest.decode(Data(buffer: buffer)), chat: chat)
+            let job = Job(prompt: plan.prompt, mode: plan.mode, parameters: plan.parameters, options: plan.options,
+                          topLogprobs: plan.topLogprobs, cancel: cancel)
+            try pool.submit(job)
+            return try await plan.stream
+                ? stream(job, plan, started: started, endpoint: endpoint)
+                : whole(job, plan, started: started, endpoint: endpoint)
         } catch {
             let e = Self.apiError(error)
             metrics.request(endpoint: endpoint, status: e.status, seconds: Date().timeIntervalSince(started))
-            return Self.closing(errorResponse(e))
+            return errorResponse(e, dropping: body)
         }
-        return Self.closing(response)
-    }
-
-    /// Completions close their connection: the inbound-close watch that cancels a generation when
-    /// its client goes away can otherwise swallow the next request on a kept-alive connection
-    /// (seen as "server disconnected" in about 1 of 10 second requests).
-    static func closing(_ response: Response) -> Response {
-        var response = response
-        response.headers[.connection] = "close"
-        return response
     }
 
     // MARK: Request to plan
@@ -138,16 +161,30 @@ final class CompletionsController: @unchecked Sendable {
         options.sampling.seed = r.seed.map { UInt64(bitPattern: Int64($0)) }
         if let m = r.maxTokens {
             guard m >= 1 else { throw APIError.badRequest("max_tokens must be at least 1 (got \(m))", param: "max_tokens") }
+            guard m < served.contextSize else {
+                throw APIError.badRequest("max_tokens is \(m) but the context holds \(served.contextSize) tokens, prompt included (server -c/--ctx-size)",
+                                          param: "max_tokens", code: "context_length_exceeded")
+            }
             options.maxTokens = m
         }
-        options.stop = (r.stop?.values ?? []).filter { !$0.isEmpty }
+        let stops = r.stop?.values ?? []
+        guard stops.count <= Self.maxStops else {
+            throw APIError.badRequest("stop has \(stops.count) strings; this server takes at most \(Self.maxStops)", param: "stop", code: "array_above_max_length")
+        }
+        if let long = stops.first(where: { $0.utf8.count > Self.maxStopBytes }) {
+            throw APIError.badRequest("a stop string has \(long.utf8.count) bytes; this server takes at most \(Self.maxStopBytes)", param: "stop",
+                                      code: "string_above_max_length")
+        }
+        options.stop = stops.filter { !$0.isEmpty }
 
         let (mode, parameters) = try Self.parseMode(r.relay_mode ?? served.defaultMode)
-        let tok = served.tokenizer
         let prompt: [Int32]
         if chat {
             guard let messages = r.messages, !messages.isEmpty else {
                 throw APIError.badRequest(r.messages == nil ? "messages is required" : "messages must not be empty", param: "messages")
+            }
+            guard messages.count <= Self.maxMessages else {
+                throw APIError.badRequest("messages has \(messages.count) entries; at most \(Self.maxMessages)", param: "messages", code: "array_above_max_length")
             }
             var turns: [ChatMessage] = []
             for (i, m) in messages.enumerated() {
@@ -157,20 +194,31 @@ final class CompletionsController: @unchecked Sendable {
                 }
                 turns.append(ChatMessage(role: role, content: m.content?.text ?? ""))
             }
-            prompt = tok.encode(served.template.render(turns), addBOS: tok.addBOS)
+            prompt = try encode(served.template.render(turns), param: "messages")
             options.stop += served.template.stopStrings
         } else {
             guard let p = r.prompt else { throw APIError.badRequest("prompt is required", param: "prompt") }
             guard p.values.count == 1 else { throw APIError.badRequest("prompt must be one string (got \(p.values.count))", param: "prompt") }
-            prompt = tok.encode(p.values[0], addBOS: tok.addBOS)
+            prompt = try encode(p.values[0], param: "prompt")
         }
         guard !prompt.isEmpty else { throw APIError.badRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
-        guard prompt.count < served.contextSize else {
-            throw APIError.badRequest("the prompt has \(prompt.count) tokens but the context holds \(served.contextSize) (server -c/--ctx-size)",
+        guard prompt.count + (r.maxTokens ?? 1) <= served.contextSize else {
+            let asked = r.maxTokens.map { " and max_tokens is \($0)" } ?? ""
+            throw APIError.badRequest("the prompt has \(prompt.count) tokens\(asked) but the context holds \(served.contextSize) (server -c/--ctx-size)",
                                       param: chat ? "messages" : "prompt", code: "context_length_exceeded")
         }
         return Plan(chat: chat, model: model, mode: mode, parameters: parameters, prompt: prompt, options: options,
                     stream: r.stream ?? false, includeUsage: r.stream_options?.include_usage ?? false, topLogprobs: topLogprobs)
+    }
+
+    /// Tokenises a prompt, refusing at once one too long to fit whatever its tokens.
+    func encode(_ text: String, param: String) throws -> [Int32] {
+        let bytes = text.utf8.count
+        guard bytes <= served.maxTokenBytes * served.contextSize else {
+            throw APIError.badRequest("the prompt has \(bytes) bytes, so at least \(bytes / served.maxTokenBytes) tokens, but the context holds \(served.contextSize) (server -c/--ctx-size)",
+                                      param: param, code: "context_length_exceeded")
+        }
+        return served.tokenizer.encode(text, addBOS: served.tokenizer.addBOS)
     }
 
     /// `name` or `name:key=value,key=value`, as `relay eval --modes` takes them.
@@ -369,6 +417,19 @@ final class CompletionsController: @unchecked Sendable {
         Response(status: .init(code: e.status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: e.json)))
     }
 
+    /// An error, then the rest of the request's body read and dropped (within the body deadline):
+    /// a client that sends its whole body before reading gets the answer, not a reset connection
+    /// (Hummingbird drops the body itself only on a connection kept alive).
+    func errorResponse(_ e: APIError, dropping body: BodyReader) -> Response {
+        let json = e.json
+        return Response(status: .init(code: e.status), headers: [.contentType: "application/json"],
+                        body: .init(contentLength: json.count) { writer in
+                            try await writer.write(ByteBuffer(bytes: json))
+                            await body.drop()
+                            try await writer.finish(nil)
+                        })
+    }
+
     /// Every failure as OpenAI shapes it, with the status that fits.
     static func apiError(_ error: Error) -> APIError {
         switch error {
@@ -384,6 +445,26 @@ final class CompletionsController: @unchecked Sendable {
         default:
             return APIError(status: 500, message: String(describing: error), type: "server_error", code: "internal_error")
         }
+    }
+}
+
+/// Reads a request's body once: up to the limit for the handler, and what is left after an error.
+final class BodyReader: @unchecked Sendable {
+    private var iterator: RequestBody.AsyncIterator
+    init(_ body: RequestBody) { iterator = body.makeAsyncIterator() }
+
+    /// The body, or nil once it is over `limit` bytes.
+    func collect(upTo limit: Int) async throws -> ByteBuffer? {
+        var buffer = ByteBuffer()
+        while let part = try await iterator.next() {
+            guard buffer.readableBytes + part.readableBytes <= limit else { return nil }
+            buffer.writeImmutableBuffer(part)
+        }
+        return buffer
+    }
+
+    func drop() async {
+        do { while try await iterator.next() != nil {} } catch {}
     }
 }
 

@@ -26,6 +26,8 @@ final class Metrics: @unchecked Sendable {
     private var largeFailures = 0
     private var latency: [String: Histogram] = [:]     // by endpoint
     private var firstToken = Histogram()
+    private var connections = 0
+    private var refusedConnections = 0
 
     func request(endpoint: String, status: Int, seconds: Double) {
         lock.withLock {
@@ -44,8 +46,9 @@ final class Metrics: @unchecked Sendable {
 
     func timeToFirstToken(_ seconds: Double) { lock.withLock { firstToken.observe(seconds) } }
     func cancelled() { lock.withLock { cancelledCount += 1 } }
+    func connection(admitted: Bool) { lock.withLock { if admitted { connections += 1 } else { refusedConnections += 1 } } }
 
-    func render(queueDepth: Int, busySlots: Int, slots: Int) -> String {
+    func render(queueDepth: Int, busySlots: Int, slots: Int, openConnections: Int = 0) -> String {
         lock.withLock {
             var out = ""
             out += "# HELP relay_requests_total HTTP requests by endpoint and status.\n# TYPE relay_requests_total counter\n"
@@ -75,6 +78,10 @@ final class Metrics: @unchecked Sendable {
             out += "# HELP relay_queue_depth Requests waiting for a slot.\n# TYPE relay_queue_depth gauge\nrelay_queue_depth \(queueDepth)\n"
             out += "# HELP relay_slots_busy Slots generating.\n# TYPE relay_slots_busy gauge\nrelay_slots_busy \(busySlots)\n"
             out += "# HELP relay_slots Parallel slots (-np).\n# TYPE relay_slots gauge\nrelay_slots \(slots)\n"
+            out += "# HELP relay_connections_total Connections accepted.\n# TYPE relay_connections_total counter\nrelay_connections_total \(connections)\n"
+            out += "# HELP relay_connections_refused_total Connections closed at once: --max-connections were open.\n# TYPE relay_connections_refused_total counter\n"
+            out += "relay_connections_refused_total \(refusedConnections)\n"
+            out += "# HELP relay_connections_open Open connections.\n# TYPE relay_connections_open gauge\nrelay_connections_open \(openConnections)\n"
             return out
         }
     }

@@ -108,27 +108,32 @@ struct APIError: Error, CustomStringConvertible {
 }
 
 extension CompletionRequest {
-    /// Decodes a request body, turning every failure into a 400 that says what is wrong.
+    /// Decodes a request body (parsed once), turning every failure into a 400 that says what is wrong.
     static func decode(_ data: Data) throws -> CompletionRequest {
-        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
-            throw APIError.badRequest("the request body is not a JSON object (malformed JSON)")
-        }
         do {
             return try JSONDecoder().decode(CompletionRequest.self, from: data)
         } catch let e as APIError {
             throw e
-        } catch let DecodingError.typeMismatch(type, context) {
-            let field = path(context.codingPath)
-            throw APIError.badRequest("field '\(field)' has the wrong type: expected \(describe(type)); \(context.debugDescription)", param: field)
-        } catch let DecodingError.keyNotFound(key, context) {
-            let field = path(context.codingPath + [key])
-            throw APIError.badRequest("field '\(field)' is missing", param: field)
-        } catch let DecodingError.valueNotFound(type, context) {
-            let field = path(context.codingPath)
-            throw APIError.badRequest("field '\(field)' is null: expected \(describe(type))", param: field)
+        } catch let e as DecodingError {
+            throw badRequest(e)
         } catch {
             throw APIError.badRequest("the request could not be read: \(error)")
         }
+    }
+
+    static func badRequest(_ error: DecodingError) -> APIError {
+        let (keys, detail): ([CodingKey], String)
+        switch error {
+        case .typeMismatch(let type, let c): (keys, detail) = (c.codingPath, "has the wrong type: expected \(describe(type)); \(c.debugDescription)")
+        case .valueNotFound(let type, let c): (keys, detail) = (c.codingPath, "is null: expected \(describe(type))")
+        case .keyNotFound(let key, let c): (keys, detail) = (c.codingPath + [key], "is missing")
+        case .dataCorrupted(let c): (keys, detail) = (c.codingPath, "is not valid: \(c.debugDescription)")
+        @unknown default: (keys, detail) = ([], "")
+        }
+        // Nothing decoded yet: the body itself is not JSON, or not an object.
+        guard !keys.isEmpty else { return APIError.badRequest("the request body is not a JSON object (malformed JSON)") }
+        let field = path(keys)
+        return APIError.badRequest("field '\(field)' \(detail)", param: field)
     }
 
     static func path(_ keys: [CodingKey]) -> String {

@@ -94,17 +94,25 @@ final class SlotPool: @unchecked Sendable {
     /// Hands the job to an idle slot, or queues it; a full queue refuses it (HTTP 429).
     func submit(_ job: Job) throws {
         try condition.withLock {
-            guard !stopping else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down") }
+            try refuseIfFull()
             if let slot = slots.filter({ $0.job == nil }).max(by: { $0.sharedPrefix(job.prompt) < $1.sharedPrefix(job.prompt) }) {
                 slot.job = job
                 busy += 1
-            } else if queue.count < queueLimit {
-                queue.append(job)
             } else {
-                throw APIError(status: 429, message: "the server is busy: \(slots.count) requests running and \(queue.count) queued; retry later",
-                               type: "server_error", code: "queue_full")
+                queue.append(job)
             }
             condition.broadcast()
+        }
+    }
+
+    /// Refuses as `submit` would, before a request is read and tokenised.
+    func checkRoom() throws { try condition.withLock { try refuseIfFull() } }
+
+    private func refuseIfFull() throws {
+        guard !stopping else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down") }
+        guard busy < slots.count || queue.count < queueLimit else {
+            throw APIError(status: 429, message: "the server is busy: \(slots.count) requests running and \(queue.count) queued; retry later",
+                           type: "server_error", code: "queue_full")
         }
     }
 

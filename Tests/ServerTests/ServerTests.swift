@@ -1,6 +1,12 @@
 import Assets
 import Engine
 import Foundation
+import HTTPTypes
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Relay
 @testable import Server
 import Testing
@@ -123,12 +129,72 @@ struct PlanTests {
         #expect(noFlag?.message.contains("logprobs: true") == true)
     }
 
+    @Test("client stop strings: at most 16 of at most 128 bytes; the template's own stops are not counted")
+    func stopLimits() throws {
+        let c = try Self.controller()
+        let sixteen = (0..<16).map { "\"s\($0)\"" }.joined(separator: ", ")
+        let plan = try c.plan(request("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\(sixteen)]}"), chat: true)
+        #expect(plan.options.stop.count == 17 && plan.options.stop.last == "<|im_end|>")
+        let many = apiError { _ = try c.plan(request("{\"prompt\": \"x\", \"stop\": [\(sixteen), \"one more\"]}"), chat: false) }
+        #expect(many?.status == 400 && many?.param == "stop" && many?.code == "array_above_max_length")
+        #expect(many?.message.contains("17") == true)
+        let long = apiError { _ = try c.plan(request("{\"prompt\": \"x\", \"stop\": \"\(String(repeating: "y", count: 129))\"}"), chat: false) }
+        #expect(long?.status == 400 && long?.param == "stop" && long?.message.contains("129 bytes") == true)
+    }
+
+    @Test("max_tokens past the context, alone or with the prompt, is a 400 context_length_exceeded; messages are bounded")
+    func contextAndMessages() throws {
+        let c = try Self.controller(contextSize: 64)
+        let alone = apiError { _ = try c.plan(request("{\"prompt\": \"x\", \"max_tokens\": 64}"), chat: false) }
+        #expect(alone?.status == 400 && alone?.code == "context_length_exceeded" && alone?.param == "max_tokens")
+        let prompt = String(repeating: "word ", count: 40)
+        let plan = try c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": 20}"), chat: false)
+        let both = apiError { _ = try c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": \(64 - plan.prompt.count + 1)}"), chat: false) }
+        #expect(both?.code == "context_length_exceeded" && both?.message.contains("max_tokens is") == true, "\(both?.message ?? "no error")")
+        #expect((try? c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": \(64 - plan.prompt.count)}"), chat: false)) != nil)
+        let turns = Array(repeating: "{\"role\": \"user\", \"content\": \"\"}", count: 2049).joined(separator: ",")
+        let messages = apiError { _ = try c.plan(request("{\"messages\": [\(turns)]}"), chat: true) }
+        #expect(messages?.param == "messages" && messages?.code == "array_above_max_length")
+    }
+
+    @Test("a prompt with more bytes than the context could hold is refused without tokenising it")
+    func promptBytes() throws {
+        let c = try Self.controller(contextSize: 64)
+        let bytes = c.served.maxTokenBytes * 64 + 1
+        let e = apiError { _ = try c.plan(request("{\"prompt\": \"\(String(repeating: "a", count: bytes))\"}"), chat: false) }
+        #expect(e?.code == "context_length_exceeded" && e?.message.contains("\(bytes) bytes") == true, "\(e?.message ?? "no error")")
+    }
+
     @Test("engine errors map to OpenAI statuses: context overflow 400, large model down 503 or bad 502")
     func errorMapping() {
         #expect(CompletionsController.apiError(ModelError.contextOverflow(needed: 9, contextSize: 8)).code == "context_length_exceeded")
         #expect(CompletionsController.apiError(ModeError.unknown("x")).status == 400)
         #expect(CompletionsController.apiError(LargeModelError.unavailable("down")).status == 503)
         #expect(CompletionsController.apiError(LargeModelError.badResponse("junk")).status == 502)
+    }
+}
+
+@Suite("API key")
+struct KeyTests {
+    @Test("the key is compared whole: a prefix, a longer key or another key of the same length is refused")
+    func comparison() {
+        let key = Array("Bearer secret".utf8)
+        #expect(CompletionsController.sameBytes(key, key))
+        for given in ["", "Bearer secre", "Bearer secretx", "Bearer secreu", "bearer secret"] {
+            #expect(!CompletionsController.sameBytes(Array(given.utf8), key), "\(given)")
+        }
+    }
+
+    @Test("an empty or blank API key, or one a header cannot carry, is refused at start")
+    func emptyKey() {
+        for key in ["", "  ", "new\nline", " padded", "clé"] {
+            var config = RelayServer.Configuration()
+            config.apiKey = key
+            #expect(throws: RelayServer.ConfigurationError.self) { try config.validate() }
+        }
+        var config = RelayServer.Configuration()
+        config.apiKey = "k"
+        #expect(throws: Never.self) { try config.validate() }
     }
 }
 
@@ -146,5 +212,103 @@ struct MetricsTests {
         #expect(text.contains("relay_request_duration_seconds_count{endpoint=\"/v1/completions\"} 2"))
         #expect(text.contains("relay_generated_tokens_total{model=\"small\"} 0"))
         #expect(text.contains("relay_queue_depth 3"))
+        m.connection(admitted: true)
+        m.connection(admitted: false)
+        let after = m.render(queueDepth: 0, busySlots: 0, slots: 1, openConnections: 1)
+        #expect(after.contains("relay_connections_total 1") && after.contains("relay_connections_refused_total 1") && after.contains("relay_connections_open 1"))
+    }
+}
+
+@Suite("Connection deadlines")
+struct ConnectionGuardTests {
+    /// A connection through the server's pipeline (guard, HTTP/1.1 codec, guard) on an embedded
+    /// loop whose clock the test moves: 10 s for a header, 30 s for a body, 60 s idle.
+    static func connection() throws -> (EmbeddedChannel, ConnectionGuard) {
+        var limits = ConnectionLimits()
+        limits.headers = .seconds(10)
+        limits.body = .seconds(30)
+        limits.idle = .seconds(60)
+        let watch = ConnectionGuard(limits)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuard.BytesSide(watch))
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+        try channel.pipeline.syncOperations.addHandlers([HTTP1ToHTTPServerCodec(secure: false), ConnectionGuard.PartsSide(watch)])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, watch)
+    }
+
+    static func send(_ channel: EmbeddedChannel, _ text: String) throws {
+        try channel.writeInbound(ByteBuffer(string: text))
+        while try channel.readInbound(as: HTTPRequestPart.self) != nil {}
+    }
+
+    static func answer(_ channel: EmbeddedChannel) throws {
+        try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok, headerFields: [.contentLength: "0"])))
+        try channel.writeOutbound(HTTPResponsePart.end(nil))
+    }
+
+    @Test("a header trickled a line a second is closed 10 s after its first byte")
+    func headerTrickle() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "POST /v1/completions HTTP/1.1\r\n")
+        for _ in 0..<9 {
+            channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+            try Self.send(channel, "X-Slow: 1\r\n")
+        }
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("half a body is closed 30 s after its header")
+    func halfBody() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "POST /v1/completions HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        try Self.send(channel, "d")
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("a request being answered has no deadline; after the answer the connection may idle 60 s, and a new header has 10 s")
+    func answeringThenIdle() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1000))
+        #expect(channel.isActive)
+        try Self.answer(channel)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(channel.isActive)
+        try Self.send(channel, "GET /health HTTP/1.1\r\n")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("a client that reads nothing of its answer for 60 s is closed")
+    func unread() throws {
+        let (channel, _) = try Self.connection()
+        try Self.send(channel, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("a connection that closes cancels the generation its request attached, also one attached after")
+    func disconnect() throws {
+        let (channel, watch) = try Self.connection()
+        let first = CancelFlag()
+        watch.attach(first)
+        #expect(!first.isCancelled)
+        try channel.close().wait()
+        #expect(first.isCancelled)
+        let late = CancelFlag()
+        watch.attach(late)
+        #expect(late.isCancelled)
     }
 }
