@@ -98,8 +98,7 @@ public final class GGUFFile: @unchecked Sendable {
             infos.append(Info(name: name, dims: dims, type: try r.u32(), offset: try r.u64()))
         }
         let dataStart = r.offset.roundedUp(to: alignment)
-        guard dataStart <= storage.size else { throw GGUFError.truncated(path: path, what: "tensor data", offset: dataStart) }
-        let dataSize = storage.size - dataStart
+        let dataSize = max(storage.size - dataStart, 0)
         var tensors: [String: GGUFTensor] = [:]
         var names: [String] = []
         var extents: [(start: Int, end: Int, name: String)] = []

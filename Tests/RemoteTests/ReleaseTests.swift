@@ -105,9 +105,16 @@ extension ReleaseTests {
         let connection = HTTP.connect(server.port)
         let client = try #require(connection)
         HTTP.send(client, "POST", "/v1/completions", body)
+        // The header and the first event may arrive in separate reads.
+        var received = ""
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        let got = recv(client, &chunk, chunk.count, 0)
-        #expect(got > 0 && String(decoding: chunk[..<max(got, 0)], as: UTF8.self).contains("data:"))
+        let until = Date().addingTimeInterval(10)
+        while !received.contains("data:"), Date() < until {
+            let got = recv(client, &chunk, chunk.count, 0)
+            guard got > 0 else { break }
+            received += String(decoding: chunk[..<got], as: UTF8.self)
+        }
+        #expect(received.contains("data:"), "\(received.prefix(300))")
         let asked = backend.waitForRequests(2)
         try #require(asked)
         Thread.sleep(forTimeInterval: 0.3)
