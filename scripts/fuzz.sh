@@ -33,7 +33,7 @@ echo "fuzz build: $(( $(date +%s) - start )) s"
 home="${RELAY_HOME:-$HOME/.cache/relay}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=($("$bin" 2>&1 | sed -n 's/.*targets: //p' | tr -d ','))
+  targets=($( ("$bin" 2>&1 || true) | sed -n 's/.*targets: //p' | tr -d ','))
 fi
 
 seed() {  # seed TARGET: the working corpus, with extra seeds that are not in git
