@@ -3,7 +3,9 @@
 
 Usage: python3 scripts/soak.py RELAY [--minutes 10] [--clients 64] [--idle 200]
 
-Starts two servers with SmolLM2-135M: A, local, with 4 slots, and B, whose large model is a fake
+Starts two servers with SmolLM2-135M: A, local, with 4 slots and room for every client and idle
+socket (--max-connections; at the default 256 the 200 idle sockets and 64 clients overflow it, and
+the connections over the cap are closed at once), and B, whose large model is a fake
 OpenAI-compatible backend (started here) that fails a quarter of its calls (HTTP 500, a hang past
 the client's timeout, or a connection closed mid-reply). 64 client threads then send, for the
 given minutes, a mix of: greedy chat requests (answer checked against the single-client answer),
@@ -133,9 +135,11 @@ def main():
 
     fake = ThreadingHTTPServer(("127.0.0.1", 0), FakeLarge)
     threading.Thread(target=fake.serve_forever, daemon=True).start()
-    server_a, port_a = start_server(a.relay, "-m", MODEL, "-md", MODEL, "-np", "4", "--queue", "128", "-c", "1024", "-t", "1")
+    server_a, port_a = start_server(a.relay, "-m", MODEL, "-md", MODEL, "-np", "4", "--queue", "128", "-c", "1024", "-t", "1",
+                                    "--max-connections", str(a.clients + a.idle + 64))
     server_b, port_b = start_server(a.relay, "-md", MODEL, "--large-url", f"http://127.0.0.1:{fake.server_port}", "-np", "2",
-                                    "--queue", "128", "-c", "1024", "-t", "1", "--large-timeout", "2", "--large-retries", "1")
+                                    "--queue", "128", "-c", "1024", "-t", "1", "--large-timeout", "2", "--large-retries", "1",
+                                    "--model-id", MODEL)
     # The single-client answers every concurrent answer must equal.
     reference = {p: json.loads(request(port_a, chat_body(p))[1])["choices"][0]["message"]["content"] for p in PROMPTS}
 
