@@ -57,6 +57,8 @@ PY
   esac
 }
 
+# Leaks are checked; Tests/Fuzz/lsan.supp lists the one-time allocations of the Swift runtime.
+export LSAN_OPTIONS="suppressions=$PWD/Tests/Fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 failed=0
 printf '%-16s %12s %10s %10s %8s\n' target executions wall_s cpu_s crashes
 for t in "${targets[@]}"; do
