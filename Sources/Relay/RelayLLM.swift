@@ -135,7 +135,9 @@ public enum TagVisibility: String, Codable, Sendable, CaseIterable {
 public enum RelayTag {
     public static func text(_ n: Int) -> String { "<call>\(n)</call>" }
 
-    static let tag = try! Regex(#"<call>\s*(\d+)\s*</call>"#)
+    // ASCII digits only: `\d` also takes other scripts' digits, which Int() cannot read (n would
+    // become Int.max, a call at the limit).
+    static let tag = try! Regex(#"<call>\s*([0-9]+)\s*</call>"#)
     static let anyTag = try! Regex(#"<call>[^<]*</call>|</?call>"#)
 
     /// The first complete tag in `text` at or after UTF-8 offset `from`: its n (a number too large
@@ -153,9 +155,16 @@ public enum RelayTag {
 
     /// The text with every relay tag removed: complete tags (well formed or not) and stray
     /// `<call>` / `</call>` markers left by malformed or nested ones.
+    /// Removal is repeated until nothing changes: pieces left around a removed tag can form a new
+    /// one (`<<call>call>8</call>` leaves `<call>8`...; found by the relayllm-tags fuzz target).
     public static func strip(_ text: String) -> String {
-        guard text.contains("call>") else { return text }
-        return text.replacing(anyTag, with: "")
+        var text = text
+        while text.contains("call>") {
+            let stripped = text.replacing(anyTag, with: "")
+            if stripped == text { break }
+            text = stripped
+        }
+        return text
     }
 }
 

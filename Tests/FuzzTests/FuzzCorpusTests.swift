@@ -25,7 +25,7 @@ struct FuzzCorpusTests {
 
     @Test("the gguf seed is a model that runs, so mutations reach the forward pass")
     func ggufSeedRuns() throws {
-        let model = try Model(path: Self.corpus + "/gguf/micro-llama.gguf")
+        let model = try Model(path: Self.corpus + "/gguf/micro-llama")
         let logits = try model.forward(model.tokenizer.encode("ab a"), cache: model.makeCache(capacity: 8))
         #expect(logits.count == 8 && logits.allSatisfy(\.isFinite))
     }

@@ -25,6 +25,17 @@ struct RelayTagTests {
         #expect(RelayTag.firstCall(in: text, from: text.utf8.count) == nil)
     }
 
+    @Test("tags that removal itself forms are removed too, and only ASCII digits count (fuzz finds)")
+    func fuzzFinds() {
+        // The relayllm-tags fuzz target's input: removing `<call>` and `</call>` left `<call>۳8365</call>`.
+        let found = ".ll<<call>call>\u{06F3}8365</ca</call>ll>"
+        #expect(RelayTag.firstCall(in: RelayTag.strip(found), from: 0) == nil)
+        #expect(!RelayTag.strip(found).contains("<call>"))
+        #expect(RelayTag.strip("<<call>call>8</c</call>all>") == "")
+        // Arabic-Indic three is a digit to `\d` but not to Int(): it must not read as a call at the limit.
+        #expect(RelayTag.firstCall(in: "<call>\u{06F3}</call>", from: 0) == nil)
+    }
+
     @Test("rho and the reward follow the paper on hand-made cases")
     func reward() {
         #expect(Reward.rho(requested: [], length: 100) == 0)
