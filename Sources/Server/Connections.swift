@@ -4,6 +4,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import Relay
 
 /// How long a connection may take over each part of its life, and how many may be open.
 public struct ConnectionLimits: Sendable {
@@ -117,7 +118,7 @@ final class ConnectionGuard: @unchecked Sendable {
     // Shared with the request's task.
     private let lock = NSLock()
     private var gone = false
-    private var current: CancelFlag?
+    private var current: Cancellation?
 
     init(_ limits: ConnectionLimits) { self.limits = limits }
 
@@ -127,7 +128,7 @@ final class ConnectionGuard: @unchecked Sendable {
     }
 
     /// The generation to cancel if the client goes away; replaces the previous request's.
-    func attach(_ cancel: CancelFlag) {
+    func attach(_ cancel: Cancellation) {
         let gone = lock.withLock {
             current = cancel
             return self.gone

@@ -108,7 +108,7 @@ final class CompletionsController: @unchecked Sendable {
     func complete(_ request: Request, connection: ConnectionGuard?, chat: Bool) async -> Response {
         let endpoint = chat ? "/v1/chat/completions" : "/v1/completions"
         let started = Date()
-        let cancel = CancelFlag()
+        let cancel = Cancellation()
         // The client going away stops the generation, also before the answer starts (a stream's
         // body notices it too, when a write fails).
         connection?.attach(cancel)

@@ -12,10 +12,6 @@ enum GenerationEvent: Sendable {
     case heartbeat
 }
 
-/// A set-once flag shared between an HTTP handler and the engine thread running its request: the
-/// generation's cancellation, so a slot blocked on a remote large model is released at once.
-typealias CancelFlag = Cancellation
-
 /// One request for the engine: a prompt, a mode and generation options.
 final class Job: @unchecked Sendable {
     let prompt: [Int32]
@@ -23,12 +19,14 @@ final class Job: @unchecked Sendable {
     let parameters: [String: String]
     let options: GenerationOptions
     let topLogprobs: Int?
-    let cancel: CancelFlag
+    /// Shared with the HTTP handler: a client that leaves cancels the generation, and a slot
+    /// blocked on a remote large model is released at once.
+    let cancel: Cancellation
     let events: AsyncStream<GenerationEvent>
     let sink: AsyncStream<GenerationEvent>.Continuation
 
     init(prompt: [Int32], mode: String, parameters: [String: String] = [:], options: GenerationOptions, topLogprobs: Int? = nil,
-         cancel: CancelFlag = CancelFlag()) {
+         cancel: Cancellation = Cancellation()) {
         self.cancel = cancel
         self.topLogprobs = topLogprobs
         self.prompt = prompt

@@ -302,12 +302,12 @@ struct ConnectionGuardTests {
     @Test("a connection that closes cancels the generation its request attached, also one attached after")
     func disconnect() throws {
         let (channel, watch) = try Self.connection()
-        let first = CancelFlag()
+        let first = Cancellation()
         watch.attach(first)
         #expect(!first.isCancelled)
         try channel.close().wait()
         #expect(first.isCancelled)
-        let late = CancelFlag()
+        let late = Cancellation()
         watch.attach(late)
         #expect(late.isCancelled)
     }
