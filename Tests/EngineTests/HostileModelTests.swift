@@ -33,6 +33,8 @@ struct HostileModelTests {
         ("llama.attention.layer_norm_rms_epsilon", .f32(.nan)),
         ("llama.rope.freq_base", .f32(-1)),
         ("llama.rope.dimension_count", .u32(1000)),
+        // A head width of 1 once made the rope range 2...1, a trap (found by the gguf fuzz target).
+        ("llama.attention.key_length", .u32(1)),
     ])
     func badSizes(key: String, value: GGUFBuilder.Value) {
         var b = GGUFBuilder.tinyLlama()

@@ -52,7 +52,7 @@ public struct ModelConfig: Sendable, Equatable {
         trainedContext = try size(GGUFKey.contextLength, default: 4096, in: 1...(1 << 30))
         rmsEps = try number(GGUFKey.rmsEpsilon)
         ropeBase = try number(GGUFKey.ropeBase, default: 10000)
-        ropeDims = try size(GGUFKey.ropeDimensions, default: headDim, in: 2...headDim)
+        ropeDims = try size(GGUFKey.ropeDimensions, default: headDim, in: 1...headDim)
         ropeNeox = arch != "llama"
         ropePositionScale = 1
         if gguf.metadata[key(GGUFKey.ropeScalingType)]?.string == "linear", let f = gguf.metadata[key(GGUFKey.ropeScalingFactor)]?.float, f.isFinite, f > 0 {
