@@ -17,23 +17,16 @@ public enum MemoryBudget {
         return bytes
     }
 
-    /// What `sequences` caches of `contextSize` positions for each model, plus the weights, need.
-    public static func needed(_ files: [GGUFFile], contextSize: Int, sequences: Int) throws -> Int {
-        var total = 0
-        for file in files {
-            let perPosition = try ModelConfig(gguf: file).kvBytesPerPosition
-            total = total.adding(file.size).adding(perPosition.multiplied(by: contextSize).multiplied(by: sequences))
-        }
-        return total
-    }
-
+    /// Refuses `sequences` KV caches of `contextSize` positions for each model, plus the weights,
+    /// when they need more than `available` bytes.
     public static func check(_ files: [GGUFFile], contextSize: Int, sequences: Int, available: Int = MemoryBudget.available) throws {
         guard contextSize >= 1, contextSize <= maxContext else {
             throw ModelError.badSize("the context size \(contextSize) is outside 1...\(maxContext)")
         }
-        let need = try needed(files, contextSize: contextSize, sequences: sequences)
+        let perPosition = try files.reduce(0) { $0.adding(try ModelConfig(gguf: $1).kvBytesPerPosition) }
+        let weights = files.reduce(0) { $0.adding($1.size) }
+        let need = weights.adding(perPosition.multiplied(by: contextSize).multiplied(by: sequences))
         guard need <= available else {
-            let perPosition = try files.map { try ModelConfig(gguf: $0).kvBytesPerPosition }.reduce(0, +)
             throw ModelError.badSize(
                 "a context of \(contextSize) positions for \(sequences) sequence\(sequences == 1 ? "" : "s") needs \(formatBytes(need)) " +
                 "(KV caches \(formatBytes(perPosition)) per position, and the weights) but this machine has \(formatBytes(available)): " +
