@@ -4,7 +4,11 @@
 # target. Needs the models and test GGUFs that scripts/test.sh fetches and writes.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET ...]
+#   FUZZ_MIN_EXECS=1000000 scripts/fuzz.sh 300   # long runs: each target until both ≥300 CPU-s and ≥1M executions
 #
+# With FUZZ_MIN_EXECS set, SECONDS is a floor on CPU time, not wall time, and a target that falls
+# short of either floor is run again (same working corpus) for about what is missing; the table sums
+# the rounds. On a busy machine a round's CPU time is well under its wall time.
 # The build goes to .build-fuzz. Each target's working corpus is $RELAY_HOME/fuzz/TARGET (kept
 # between runs), seeded from Tests/Fuzz/corpus/TARGET, the tiny test GGUFs, the shipped cue and head
 # files and the models' chat templates. A crash leaves its input in $RELAY_HOME/fuzz/crashes/TARGET;
@@ -61,20 +65,30 @@ PY
 export LSAN_OPTIONS="suppressions=$PWD/Tests/Fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 failed=0
 printf '%-16s %12s %10s %10s %8s\n' target executions wall_s cpu_s crashes
+min_execs="${FUZZ_MIN_EXECS:-0}"
 for t in "${targets[@]}"; do
   seed "$t"
   log="$home/fuzz/$t.log"
   before=$(ls "$home/fuzz/crashes/$t" | wc -l)
-  t0=$(date +%s)
-  status=0
-  TIMEFORMAT='%U %S'
-  { time "$bin" "$t" "$home/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
-      -artifact_prefix="$home/fuzz/crashes/$t/" >"$log" 2>&1 || status=$?; } 2>"$home/fuzz/$t.time"
-  wall=$(( $(date +%s) - t0 ))
-  cpu=$(awk '{printf "%.0f", $1 + $2}' "$home/fuzz/$t.time")
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  wall=0 cpu=0 execs=0 rounds=0 status=0 budget=$seconds
+  while [ "$status" -eq 0 ]; do
+    t0=$(date +%s)
+    TIMEFORMAT='%U %S'
+    { time "$bin" "$t" "$home/fuzz/$t" -max_total_time="$budget" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+        -artifact_prefix="$home/fuzz/crashes/$t/" >"$log" 2>&1 || status=$?; } 2>"$home/fuzz/$t.time"
+    w=$(( $(date +%s) - t0 ))
+    c=$(awk '{printf "%.0f", $1 + $2}' "$home/fuzz/$t.time")
+    e=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    wall=$(( wall + w )) cpu=$(( cpu + c )) execs=$(( execs + ${e:-0} )) rounds=$(( rounds + 1 ))
+    [ "$min_execs" -gt 0 ] || break
+    [ "$execs" -lt "$min_execs" ] || [ "$cpu" -lt "$seconds" ] || break
+    [ "${e:-0}" -gt 0 ] && [ "$c" -gt 0 ] || break
+    # What is missing, at this round's rates, plus 10%.
+    need_cpu=$(( seconds - cpu )); need_execs=$(( (min_execs - execs) * c / e ))
+    budget=$(( (need_cpu > need_execs ? need_cpu : need_execs) * 11 / 10 + 10 ))
+  done
   crashes=$(( $(ls "$home/fuzz/crashes/$t" | wc -l) - before ))
-  printf '%-16s %12s %10s %10s %8s\n' "$t" "${execs:-?}" "$wall" "$cpu" "$crashes"
+  printf '%-16s %12s %10s %10s %8s%s\n' "$t" "$execs" "$wall" "$cpu" "$crashes" "$([ $rounds -gt 1 ] && echo "  ($rounds rounds)")"
   if [ "$status" -ne 0 ] || [ "$crashes" -gt 0 ]; then
     failed=1
     echo "  $t failed (exit $status); log: $log"; grep -m3 -E "ERROR|panic|Fatal error|deadly signal" "$log" | sed 's/^/  /' || true
