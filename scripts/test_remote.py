@@ -197,7 +197,7 @@ def test_generate_and_eval(ctx):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     g = json.loads(out.stdout)
-    assert g["remote"]["requests"] >= 1 and g["tokens_by_role"]["large"] == g["generated_tokens"], g
+    assert g["remote"]["requests"] >= 1 and g["tokens"]["large"] == g["generated_tokens"], g
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run([relay, "eval", "--large-url", url, "-md", "smollm2-135m", "--task", "gsm8k", "--limit", "1",
                               "--modes", "large", "--max-tokens", "24", "--out", tmp], capture_output=True, text=True, timeout=600)

@@ -1,4 +1,5 @@
 import Foundation
+import Relay
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -15,23 +16,15 @@ import Darwin
 // with one more mode runs only that mode. A crash loses at most the problem in flight: a torn
 // last line is dropped (and truncated away) when the directory is opened again.
 //
-// One line of results.jsonl (keys in this order; optional ones only when known):
+// One line of results.jsonl, keys sorted: the scoring fields
 //   id                 string   problem id ("17", "algebra/12")
 //   mode               string   full mode string, parameters included ("random-router:rate=0.05")
 //   correct            bool
 //   extracted          string|null   the final answer found in the output
 //   reference          string   the reference answer
-//   tokens             {"large": n, "small": n}   generated tokens of the segments each model is
-//                      responsible for (accepted drafts in the large model's segments count as large)
-//   drafted, accepted  int      draft tokens proposed / accepted (speculative modes)
-//   handovers          int      hand-overs between the models
-//   calls, requested   int      RelayLLM: calls of the large model, tokens they asked for
-//   seconds            number   wall time of the generation, prefill included, loading excluded
-//   prefill_seconds    {"large": s, "small": s}
-//   decode_seconds     {"large": s, "small": s}
-//   tokens_per_second  number   all generated tokens / seconds
-//   finish_reason      string   "stop" | "length" | …
 //   output             string   the answer as a user sees it (relay tags removed)
+// and the generation's `Telemetry` (Sources/Relay/Telemetry.swift): tokens by model, drafts,
+// hand-overs, calls, seconds by model, finish_reason, as `relay generate --json` and the server give them.
 
 /// Model roles, the keys of the per-role objects in the results.
 public enum RoleKey {
@@ -47,7 +40,9 @@ public enum RoleKey {
     }
 }
 
-/// The result of one problem under one mode: one line of `results.jsonl`.
+/// The result of one problem under one mode: one line of `results.jsonl`: the scoring fields and
+/// the generation's `Telemetry` (`record.seconds` reads `record.telemetry.seconds`).
+@dynamicMemberLookup
 public struct EvalRecord: Codable, Sendable, Equatable {
     public var id: String
     /// The full mode string, parameters included (`random-router:rate=0.05`).
@@ -58,60 +53,29 @@ public struct EvalRecord: Codable, Sendable, Equatable {
     public var extracted: String?
     public var reference: String
     public var correct: Bool
-    /// Generated tokens by role (`{"large": n, "small": n}`): the tokens of the segments each
-    /// model is responsible for; accepted drafts in the large model's segments count as large.
-    public var tokens: [String: Int]
-    /// Draft tokens proposed and accepted (speculative modes).
-    public var drafted: Int?
-    public var accepted: Int?
-    /// Hand-overs between the models.
-    public var handovers: Int?
-    /// RelayLLM modes: calls of the large model and the tokens they asked for (ρ = requested / all tokens).
-    public var calls: Int?
-    public var requested: Int?
-    /// Wall time of this problem's generation, prefill included.
-    public var seconds: Double
-    /// Prefill and decode time by role.
-    public var prefillSeconds: [String: Double]?
-    public var decodeSeconds: [String: Double]?
-    /// Generated tokens per second of wall time.
-    public var tokensPerSecond: Double?
-    /// `stop` (end of turn), `length` (max tokens), …
-    public var finishReason: String?
+    public var telemetry: Telemetry
 
-    public init(id: String, mode: String, output: String, extracted: String?, reference: String, correct: Bool,
-                tokens: [String: Int], drafted: Int? = nil, accepted: Int? = nil, handovers: Int? = nil,
-                calls: Int? = nil, requested: Int? = nil,
-                seconds: Double, prefillSeconds: [String: Double]? = nil, decodeSeconds: [String: Double]? = nil,
-                tokensPerSecond: Double? = nil, finishReason: String? = nil) {
+    public init(id: String, mode: String, output: String, extracted: String?, reference: String, correct: Bool, telemetry: Telemetry) {
         self.id = id
         self.mode = mode
         self.output = output
         self.extracted = extracted
         self.reference = reference
         self.correct = correct
-        self.tokens = tokens
-        self.drafted = drafted
-        self.accepted = accepted
-        self.handovers = handovers
-        self.calls = calls
-        self.requested = requested
-        self.seconds = seconds
-        self.prefillSeconds = prefillSeconds
-        self.decodeSeconds = decodeSeconds
-        self.tokensPerSecond = tokensPerSecond
-        self.finishReason = finishReason
+        self.telemetry = telemetry
+        self.telemetry.mode = nil
+    }
+
+    public subscript<T>(dynamicMember path: WritableKeyPath<Telemetry, T>) -> T {
+        get { telemetry[keyPath: path] }
+        set { telemetry[keyPath: path] = newValue }
     }
 
     /// All generated tokens.
-    public var totalTokens: Int { tokens.values.reduce(0, +) }
+    public var totalTokens: Int { telemetry.tokens.values.reduce(0, +) }
 
     enum CodingKeys: String, CodingKey {
-        case id, mode, output, extracted, reference, correct, tokens, drafted, accepted, handovers, calls, requested, seconds
-        case prefillSeconds = "prefill_seconds"
-        case decodeSeconds = "decode_seconds"
-        case tokensPerSecond = "tokens_per_second"
-        case finishReason = "finish_reason"
+        case id, mode, output, extracted, reference, correct
     }
 
     public init(from decoder: Decoder) throws {
@@ -122,96 +86,23 @@ public struct EvalRecord: Codable, Sendable, Equatable {
         extracted = try c.decodeIfPresent(String.self, forKey: .extracted)
         reference = try c.decode(String.self, forKey: .reference)
         correct = try c.decode(Bool.self, forKey: .correct)
-        tokens = try c.decode([String: Int].self, forKey: .tokens)
-        drafted = try c.decodeIfPresent(Int.self, forKey: .drafted)
-        accepted = try c.decodeIfPresent(Int.self, forKey: .accepted)
-        handovers = try c.decodeIfPresent(Int.self, forKey: .handovers)
-        calls = try c.decodeIfPresent(Int.self, forKey: .calls)
-        requested = try c.decodeIfPresent(Int.self, forKey: .requested)
-        seconds = try c.decode(Double.self, forKey: .seconds)
-        prefillSeconds = try c.decodeIfPresent([String: Double].self, forKey: .prefillSeconds)
-        decodeSeconds = try c.decodeIfPresent([String: Double].self, forKey: .decodeSeconds)
-        tokensPerSecond = try c.decodeIfPresent(Double.self, forKey: .tokensPerSecond)
-        finishReason = try c.decodeIfPresent(String.self, forKey: .finishReason)
+        telemetry = try Telemetry(from: decoder)
+        telemetry.mode = nil
     }
 
     public func encode(to encoder: Encoder) throws {
+        try telemetry.encode(to: encoder)
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
         try c.encode(mode, forKey: .mode)
         try c.encode(correct, forKey: .correct)
         try c.encode(extracted, forKey: .extracted)   // null when there is none
         try c.encode(reference, forKey: .reference)
-        try c.encode(tokens, forKey: .tokens)
-        try c.encodeIfPresent(drafted, forKey: .drafted)
-        try c.encodeIfPresent(accepted, forKey: .accepted)
-        try c.encodeIfPresent(handovers, forKey: .handovers)
-        try c.encodeIfPresent(calls, forKey: .calls)
-        try c.encodeIfPresent(requested, forKey: .requested)
-        try c.encode(seconds, forKey: .seconds)
-        try c.encodeIfPresent(prefillSeconds, forKey: .prefillSeconds)
-        try c.encodeIfPresent(decodeSeconds, forKey: .decodeSeconds)
-        try c.encodeIfPresent(tokensPerSecond, forKey: .tokensPerSecond)
-        try c.encodeIfPresent(finishReason, forKey: .finishReason)
         try c.encode(output, forKey: .output)
     }
 
-    /// The record as one line of JSON (no newline), keys in a fixed, readable order: `id`, `mode`,
-    /// `correct`, `extracted`, `reference`, `tokens`, …, `output` last; roles as `large`, `small`,
-    /// then the others sorted. (JSONEncoder does not keep key order on Linux.)
-    public func jsonLine() -> String {
-        var fields: [(String, String)] = [
-            ("id", JSONText.string(id)), ("mode", JSONText.string(mode)), ("correct", correct ? "true" : "false"),
-            ("extracted", extracted.map(JSONText.string) ?? "null"), ("reference", JSONText.string(reference)),
-            ("tokens", JSONText.roleMap(tokens) { String($0) }),
-        ]
-        if let drafted { fields.append(("drafted", String(drafted))) }
-        if let accepted { fields.append(("accepted", String(accepted))) }
-        if let handovers { fields.append(("handovers", String(handovers))) }
-        if let calls { fields.append(("calls", String(calls))) }
-        if let requested { fields.append(("requested", String(requested))) }
-        fields.append(("seconds", JSONText.number(seconds)))
-        if let prefillSeconds { fields.append(("prefill_seconds", JSONText.roleMap(prefillSeconds, JSONText.number))) }
-        if let decodeSeconds { fields.append(("decode_seconds", JSONText.roleMap(decodeSeconds, JSONText.number))) }
-        if let tokensPerSecond { fields.append(("tokens_per_second", JSONText.number(tokensPerSecond))) }
-        if let finishReason { fields.append(("finish_reason", JSONText.string(finishReason))) }
-        fields.append(("output", JSONText.string(output)))
-        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
-    }
-}
-
-/// Minimal JSON text writing with a fixed key order.
-enum JSONText {
-    static func string(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    /// Shortest text that reads back as the same Double; integral values without `.0`; null when not finite.
-    static func number(_ x: Double) -> String {
-        guard x.isFinite else { return "null" }
-        if x == x.rounded(), abs(x) < 1e15 { return String(Int64(x)) }
-        return "\(x)"
-    }
-
-    static func roleMap<V>(_ map: [String: V], _ format: (V) -> String) -> String {
-        "{" + RoleKey.sorted(map.keys).map { "\(string($0)):\(format(map[$0]!))" }.joined(separator: ",") + "}"
-    }
+    /// The record as one line of JSON (no newline), keys sorted.
+    public func jsonLine() throws -> String { String(decoding: try Telemetry.encoder().encode(self), as: UTF8.self) }
 }
 
 /// An id written as a string or a number.
@@ -445,7 +336,7 @@ public final class ResultStore {
     /// Appends one record as a line and flushes it to disk (fsync) before returning.
     public func append(_ record: EvalRecord) throws {
         guard fd >= 0 else { throw EvalError.io("\(resultsPath) is closed") }
-        var data = Data(record.jsonLine().utf8)
+        var data = Data(try record.jsonLine().utf8)
         data.append(UInt8(ascii: "\n"))
         try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
             var offset = 0

@@ -64,9 +64,6 @@ public enum EvalError: Error, CustomStringConvertible, Equatable {
     case duplicateID(file: String, line: Int, id: String)
     /// A task or selection without problems.
     case empty(String)
-    case unknownMode(String, known: [String])
-    /// A `--modes` item that cannot be read.
-    case badMode(String, detail: String)
 
     public var description: String {
         switch self {
@@ -85,10 +82,6 @@ public enum EvalError: Error, CustomStringConvertible, Equatable {
             return "\(file):\(line): id '\(id)' appears twice"
         case let .empty(what):
             return "\(what): no problems"
-        case let .unknownMode(name, known):
-            return "unknown mode '\(name)' (known: \(known.joined(separator: ", ")))"
-        case let .badMode(text, detail):
-            return "bad mode '\(text)': \(detail)"
         }
     }
 }

@@ -72,18 +72,17 @@ public enum FuzzTargets {
         _ = t.render([ChatMessage(role: "system", content: "s"), ChatMessage(role: "user", content: text(bytes))])
     }
 
-    /// The mode grammar, as the CLI and eval (`ModeSpec`) and the server read it.
+    /// The mode grammar, as the CLI, eval and the server read it (`ModeSpec`).
     static func mode(_ bytes: UnsafeRawBufferPointer) {
         _ = try? ModeSpec.parse(text(bytes))
         _ = try? ModeSpec.parseList(text(bytes))
-        _ = try? CompletionsController.parseMode(text(bytes))
     }
 
     static let controller: CompletionsController? = smolTokenizer.map { tok in
         let served = ServedModels(ids: ["m"], defaultMode: "large", tokenizer: tok, template: ChatTemplate(form: .chatml),
                                   contextSize: 512, sampling: .greedy)
         let metrics = Metrics()
-        let pool = SlotPool(pairs: [], queueLimit: 0, settings: Modes.Settings(), tokenizer: tok, contextSize: 512, metrics: metrics)
+        let pool = SlotPool(pairs: [], queueLimit: 0, settings: Mode.Settings(), tokenizer: tok, contextSize: 512, metrics: metrics)
         return CompletionsController(served: served, pool: pool, metrics: metrics, apiKey: nil)
     }
 

@@ -7,7 +7,7 @@ public struct GenerationOptions: Sendable {
     public var stop: [String] = []
     /// Checked between steps and before each piece of text: once cancelled, the generation ends
     /// as if `onText` had returned false. A step blocked on a remote model needs the same
-    /// cancellation in `Modes.Settings` to be cut short.
+    /// cancellation in `Mode.Settings` to be cut short.
     public var cancellation = Cancellation()
     public init() {}
 }
@@ -22,28 +22,42 @@ public struct Segment: Sendable, Codable, Equatable {
     public var text: String
 }
 
-public struct RelayResult: Sendable {
-    public var text: String
-    public var segments: [Segment]
-    public var tokens: [Int32]
-    public var promptTokens: Int
-    public var finishReason: FinishReason
-    /// The model responsible for each token of `tokens`.
-    public var roles: [Role]
+/// What a generation did, added up by `generate` from each step's tokens and events.
+public struct Stats: Sendable, Equatable {
     /// Tokens of the answer each model is responsible for.
-    public var tokensByRole: [Role: Int]
-    public var drafted: Int
-    public var accepted: Int
-    public var handovers: Int
-    public var calls: [LargeCall]
-    public var prefillSeconds: [Role: Double]
-    public var decodeSeconds: [Role: Double]
-    /// Wall time, prefill included.
-    public var seconds: Double
+    public var tokensByRole: [Role: Int] = [:]
+    public var drafted = 0
+    public var accepted = 0
+    public var handovers = 0
+    /// Calls of the large model by the small one: tokens asked for and written.
+    public var calls: [LargeCall] = []
+    /// Requests to a remote large model, when there was one.
     public var remote: RemoteStats?
+    /// Why the small model finished the answer (`--on-large-failure small`).
     public var largeFailure: String?
-    /// One entry per token of `tokens`, when the strategy gave log-probabilities.
-    public var logprobs: [TokenLogprob]?
+
+    public init() {}
+
+    mutating func add(_ event: StepEvent) {
+        switch event {
+        case .drafted(let n, let m): drafted += n; accepted += m
+        case .handover: handovers += 1
+        case .called(let n): calls.append(LargeCall(requested: n, written: 0))
+        case .remote(let r):
+            var total = remote ?? RemoteStats()
+            total.requests += r.requests
+            total.retries += r.retries
+            total.seconds += r.seconds
+            remote = total
+        case .largeFailed(let why): largeFailure = why
+        }
+    }
+
+    /// One token appended to the answer; the large model's tokens after a call are the call's.
+    mutating func count(_ role: Role) {
+        tokensByRole[role, default: 0] += 1
+        if role == .large, !calls.isEmpty { calls[calls.count - 1].written += 1 }
+    }
 
     public var largeShare: Double {
         let total = tokensByRole.values.reduce(0, +)
@@ -53,9 +67,32 @@ public struct RelayResult: Sendable {
     /// Tokens asked of the large model, over all calls.
     public var requested: Int { calls.reduce(0) { $0 + $1.requested } }
 
+    public var acceptanceRate: Double? { drafted > 0 ? Double(accepted) / Double(drafted) : nil }
+}
+
+/// A generation's answer, with its statistics (`result.calls` reads `result.stats.calls`).
+@dynamicMemberLookup
+public struct RelayResult: Sendable {
+    public var text: String
+    public var segments: [Segment]
+    public var tokens: [Int32]
+    public var promptTokens: Int
+    public var finishReason: FinishReason
+    /// The model responsible for each token of `tokens`.
+    public var roles: [Role]
+    public var stats: Stats
+    public var prefillSeconds: [Role: Double]
+    public var decodeSeconds: [Role: Double]
+    /// Wall time, prefill included.
+    public var seconds: Double
+    /// One entry per token of `tokens`, when the strategy gave log-probabilities.
+    public var logprobs: [TokenLogprob]?
+
+    public subscript<T>(dynamicMember path: KeyPath<Stats, T>) -> T { stats[keyPath: path] }
+
     /// RelayLLM's ρ: the share of the answer requested from the large model,
     /// min(Σ min(n_i, 4096) / L, 1) with L the generated length.
-    public var rho: Double { Reward.rho(requested: calls.map(\.requested), length: tokens.count) }
+    public var rho: Double { Reward.rho(requested: stats.calls.map(\.requested), length: tokens.count) }
 
     /// The answer as a user sees it: relay tags removed.
     public var answer: String { RelayTag.strip(text) }
@@ -76,7 +113,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
     var stream = TextStream(tokenizer: tokenizer, stops: options.stop)
     var context = prompt
     var segments: [Segment] = []
-    var byRole: [Role: Int] = [:]
+    var stats = Stats()
     var roles: [Role] = []
     var logprobs: [TokenLogprob] = []
     var finish = FinishReason.length
@@ -99,11 +136,12 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
             finish = .stop
             break
         }
+        for event in step.events { stats.add(event) }
         for (i, token) in step.tokens.enumerated() {
             if tokenizer.endOfGeneration.contains(token) { finish = .eos; break loop }
             context.append(token)
             if let l = step.logprobs, i < l.count { logprobs.append(l[i]) }
-            byRole[step.role, default: 0] += 1
+            stats.count(step.role)
             roles.append(step.role)
             if !emit(stream.push(token), step.role) { finish = .stop; break loop }
             if stream.stopped { finish = .stop; break loop }
@@ -118,8 +156,6 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
         decode[role] = s.decodeSeconds
     }
     return RelayResult(text: stream.text, segments: segments, tokens: Array(context[prompt.count...]), promptTokens: prompt.count,
-                       finishReason: finish, roles: roles, tokensByRole: byRole, drafted: strategy.drafted, accepted: strategy.accepted,
-                       handovers: strategy.handovers, calls: strategy.calls, prefillSeconds: prefill, decodeSeconds: decode,
-                       seconds: Date().timeIntervalSince(start), remote: strategy.remoteStats, largeFailure: strategy.largeFailure,
-                       logprobs: logprobs.count == context.count - prompt.count && !logprobs.isEmpty ? logprobs : nil)
+                       finishReason: finish, roles: roles, stats: stats, prefillSeconds: prefill, decodeSeconds: decode,
+                       seconds: Date().timeIntervalSince(start), logprobs: logprobs.count == context.count - prompt.count && !logprobs.isEmpty ? logprobs : nil)
 }

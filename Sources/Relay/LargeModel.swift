@@ -51,11 +51,15 @@ public enum LargeModelError: Error, CustomStringConvertible {
 }
 
 /// Calls to a remote large model during one generation.
-public struct RemoteStats: Sendable, Equatable {
+public struct RemoteStats: Sendable, Equatable, Codable {
     public var requests = 0
     public var retries = 0
     public var seconds = 0.0
-    public init() {}
+    public init(requests: Int = 0, retries: Int = 0, seconds: Double = 0) {
+        self.requests = requests
+        self.retries = retries
+        self.seconds = seconds
+    }
 }
 
 /// The large model's turns through `LargeModel`: each step asks for a chunk of text (ending early
@@ -71,7 +75,6 @@ public final class TextContinuation: DecodingStrategy {
     let chunk: Int
     var sampling: SamplingParams
     let cancellation: Cancellation
-    public private(set) var stats = RemoteStats()
 
     public init(model: LargeModel, tokenizer: Tokenizer, stops: [String] = [], chunk: Int = 32, sampling: SamplingParams,
                 cancellation: Cancellation = Cancellation()) {
@@ -84,7 +87,6 @@ public final class TextContinuation: DecodingStrategy {
     }
 
     public var sessions: [Role: Session] { [:] }
-    public var remoteStats: RemoteStats? { stats }
 
     public func step(context: [Int32]) throws -> Step { try step(context: context, atMost: chunk) }
 
@@ -93,9 +95,6 @@ public final class TextContinuation: DecodingStrategy {
         let text = tokenizer.addBOS && context.first == tokenizer.bosID ? tokenizer.decode(Array(context.dropFirst())) : tokenizer.decode(context)
         let c = try model.continuation(of: text, maxTokens: max(1, min(chunk, limit)), stop: stops, sampling: sampling,
                                        cancellation: cancellation)
-        stats.requests += c.requests
-        stats.retries += c.retries
-        stats.seconds += c.seconds
         // A new seed per request: the same seed would repeat the same draws in every chunk.
         sampling.seed = sampling.seed.map { $0 &+ 1 }
         var tokens = tokenizer.encode(c.text, addBOS: false, parseSpecial: false)
@@ -105,18 +104,19 @@ public final class TextContinuation: DecodingStrategy {
             }
             tokens.append(end)
         }
-        var step = Step(tokens: tokens, role: .large)
+        var step = Step(tokens: tokens, role: .large,
+                        events: [.remote(RemoteStats(requests: c.requests, retries: c.retries, seconds: c.seconds))])
         step.fulfilsLimit = limit <= chunk
         return step
     }
 }
 
 /// Runs `primary`; when the large model fails, the small model writes the rest of the answer
-/// (`--on-large-failure small`), and `largeFailure` says why.
+/// (`--on-large-failure small`); its first step says why.
 public final class SmallFallback: DecodingStrategy {
     let primary: DecodingStrategy
     let small: Solo
-    public private(set) var largeFailure: String?
+    var failed = false
 
     public init(primary: DecodingStrategy, small: Solo) {
         self.primary = primary
@@ -124,17 +124,16 @@ public final class SmallFallback: DecodingStrategy {
     }
 
     public var sessions: [Role: Session] { primary.sessions.merging(small.sessions) { a, _ in a } }
-    public var drafted: Int { primary.drafted }
-    public var accepted: Int { primary.accepted }
-    public var handovers: Int { primary.handovers }
-    public var remoteStats: RemoteStats? { primary.remoteStats }
 
     public func step(context: [Int32]) throws -> Step { try step(context: context, atMost: Int.max) }
 
     public func step(context: [Int32], atMost limit: Int) throws -> Step {
-        if largeFailure == nil {
-            do { return try primary.step(context: context, atMost: limit) } catch let e as LargeModelError { largeFailure = e.description }
+        guard !failed else { return try small.step(context: context) }
+        do { return try primary.step(context: context, atMost: limit) } catch let e as LargeModelError {
+            failed = true
+            var step = try small.step(context: context)
+            step.events.append(.largeFailed(e.description))
+            return step
         }
-        return try small.step(context: context)
     }
 }

@@ -50,7 +50,8 @@ public final class RelayGen: DecodingStrategy {
     var text = ""
     var segmentStart: String.Index
     var promptCount: Int?
-    public private(set) var handovers = 0
+    /// Hand-overs since the last step returned, for the next one to report.
+    var handovers: [StepEvent] = []
     /// Small-model tokens the large model's check replaced, and the token it wrote instead, which
     /// its next turn starts with.
     public private(set) var corrections = 0
@@ -74,13 +75,17 @@ public final class RelayGen: DecodingStrategy {
     }
 
     public var sessions: [Role: Session] { large.sessions.merging(small.sessions) { a, _ in a } }
-    public var drafted: Int { large.drafted }
-    public var accepted: Int { large.accepted }
-    public var remoteStats: RemoteStats? { large.remoteStats }
 
     public func step(context: [Int32]) throws -> Step { try step(context: context, atMost: Int.max) }
 
     public func step(context: [Int32], atMost limit: Int) throws -> Step {
+        var step = try turnStep(context: context, limit: limit)
+        step.events += handovers
+        handovers = []
+        return step
+    }
+
+    func turnStep(context: [Int32], limit: Int) throws -> Step {
         if promptCount == nil { promptCount = context.count }
         switch turn {
         case .large(let written):
@@ -147,7 +152,7 @@ public final class RelayGen: DecodingStrategy {
         }
         guard !segment.isEmpty else {
             hand(to: .large(written: 0))
-            return try step(context: context, atMost: limit)
+            return try turnStep(context: context, limit: limit)
         }
         guard let session = checkSession else {
             if ended { hand(to: next) }
@@ -177,7 +182,7 @@ public final class RelayGen: DecodingStrategy {
         } else if ended {
             hand(to: next)
         }
-        guard kept > 0 else { return try step(context: context, atMost: limit) }
+        guard kept > 0 else { return try turnStep(context: context, limit: limit) }
         return Step(tokens: Array(segment[..<kept]), role: .small, logprobs: logprobs.count >= kept ? Array(logprobs[..<kept]) : nil)
     }
 
@@ -190,7 +195,7 @@ public final class RelayGen: DecodingStrategy {
 
     func hand(to next: Turn) {
         turn = next
-        handovers += 1
+        handovers.append(.handover)
         segmentStart = text.endIndex
     }
 

@@ -38,7 +38,9 @@ public final class RelayLLM: DecodingStrategy {
     var scanFrom = 0
     /// What the large model sees during its turn: prompt and tag-free answer, then its own tokens.
     public private(set) var largeContext: [Int32] = []
-    public private(set) var calls: [LargeCall] = []
+    /// Calls granted so far, and what the large model received at the last one.
+    public private(set) var calls = 0
+    public private(set) var callInput: [Int32] = []
     /// Whether the small model reads the tags its policy wrote. The transcript keeps them either way.
     public var policyTags = TagVisibility.hidden
     /// Positions in the context of the tags the policy wrote.
@@ -63,8 +65,6 @@ public final class RelayLLM: DecodingStrategy {
     }
 
     public var sessions: [Role: Session] { large.sessions.merging([.small: small]) { a, _ in a } }
-    public var handovers: Int { calls.count * 2 }
-    public var remoteStats: RemoteStats? { large.remoteStats }
 
     public func step(context: [Int32]) throws -> Step {
         if prompt == nil { prompt = context }
@@ -73,17 +73,16 @@ public final class RelayLLM: DecodingStrategy {
             let step = try large.step(context: largeContext, atMost: left)
             let tokens = Array(step.tokens.prefix(left))
             largeContext += tokens
-            calls[calls.count - 1].written += tokens.count
             text += tokenizer.decode(tokens)
             scanFrom = text.utf8.count     // text the large model wrote never starts a call
             turn = left > tokens.count && !step.fulfilsLimit ? .large(left: left - tokens.count) : .small
-            return Step(tokens: tokens, role: .large)
+            return Step(tokens: tokens, role: .large, events: step.events + (turn == .small ? [.handover] : []))
 
         case .small:
             let view = policyTags == .visible ? context : withoutPolicyTags(context)
             let logits = try small.sync(to: view)
             // The policy is asked only while a call can still be granted.
-            if calls.count < limits.maxCalls, context.count - prompt!.count < limits.budget, let policy,
+            if calls < limits.maxCalls, context.count - prompt!.count < limits.budget, let policy,
                let n = try logits.withUnsafeBufferPointer({ try policy.decide(logits: $0, hidden: small.hidden, context: view) }) {
                 let tag = tokenizer.encode(RelayTag.text(n), addBOS: false)
                 policyTagRanges.append(context.count ..< context.count + tag.count)
@@ -112,12 +111,14 @@ public final class RelayLLM: DecodingStrategy {
             scanFrom = end
             let written = context.count + tokens.count - prompt!.count
             let granted = min(n, limits.maxCallTokens, limits.budget - written)
-            if calls.count < limits.maxCalls, granted > 0 {
+            if calls < limits.maxCalls, granted > 0 {
                 // Decoded as a whole, so characters split across tokens reach the large model intact.
                 let answer = tokenizer.decode(Array(context[prompt!.count...]) + tokens)
                 largeContext = prompt! + tokenizer.encode(RelayTag.strip(answer), addBOS: false)
-                calls.append(LargeCall(requested: granted, written: 0))
+                callInput = largeContext
+                calls += 1
                 turn = .large(left: granted)
+                return Step(tokens: tokens, role: .small, events: [.called(granted), .handover])
             }
         }
         return Step(tokens: tokens, role: .small)

@@ -137,9 +137,7 @@ public final class Speculative: DecodingStrategy {
     public let params: DraftParams
     var targetSampler: Sampler
     var draftSampler: Sampler
-    public private(set) var drafted = 0
-    public private(set) var accepted = 0
-    /// Of those, the drafts looked up in the context.
+    /// Drafts looked up in the context, and how many of them were accepted.
     public private(set) var lookedUp = 0
     public private(set) var lookupAccepted = 0
     public private(set) var controller = DraftController()
@@ -173,7 +171,7 @@ public final class Speculative: DecodingStrategy {
         if steps > 1 { controller.observeDraft(steps: steps - 1, ms: ms - firstMs) }
         let tokens = try verifyRound(context: context, proposal: proposal, draftDists: draftDists)
         controller.observeAcceptance(proposed: proposal.count, accepted: tokens.count - 1)
-        return Step(tokens: tokens, role: .large)
+        return Step(tokens: tokens, role: .large, events: [.drafted(proposal.count, accepted: tokens.count - 1)])
     }
 
     /// A round whose draft was looked up in the context: no small-model forward (its cache catches
@@ -183,11 +181,11 @@ public final class Speculative: DecodingStrategy {
         lookedUp += proposal.count
         lookupAccepted += tokens.count - 1
         controller.observeLookup(proposed: proposal.count, accepted: tokens.count - 1)
-        return Step(tokens: tokens, role: .large)
+        return Step(tokens: tokens, role: .large, events: [.drafted(proposal.count, accepted: tokens.count - 1)])
     }
 
     /// The large model scores a proposal in one forward (its cost observed) and keeps what it
-    /// agrees with, plus one token of its own; counts drafted and accepted tokens.
+    /// agrees with, plus one token of its own.
     func verifyRound(context: [Int32], proposal: [Int32], draftDists: [[Candidate]]) throws -> [Int32] {
         let start = DispatchTime.now().uptimeNanoseconds
         // Positions the large model has yet to see: more than the proposal and one token only when
@@ -197,10 +195,7 @@ public final class Speculative: DecodingStrategy {
         if unseen == proposal.count + 1 {
             controller.observeVerify(positions: unseen, ms: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
-        let tokens = verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
-        drafted += proposal.count
-        accepted += tokens.count - 1
-        return tokens
+        return verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
     }
 
     /// The tokens that followed the most recent earlier occurrence of the context's last n tokens

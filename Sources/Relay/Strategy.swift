@@ -6,20 +6,38 @@ public enum Role: String, Codable, Sendable, CaseIterable {
     case large, small
 }
 
-/// What one step of a strategy appends to the answer.
+/// What one step of a strategy appends to the answer, and what else happened in it.
 public struct Step: Sendable {
     public var tokens: [Int32]
     public var role: Role
+    /// For the statistics `generate` keeps; a strategy that wraps another passes its events on.
+    public var events: [StepEvent] = []
     /// One entry per token, when the strategy was asked for log-probabilities and can give them.
     public var logprobs: [TokenLogprob]?
     /// The step wrote all that `step(context:atMost:)` asked for: a remote model wrote up to that
     /// many of its own tokens, which the local tokenizer may count differently.
     public var fulfilsLimit = false
-    public init(tokens: [Int32], role: Role, logprobs: [TokenLogprob]? = nil) {
+    public init(tokens: [Int32], role: Role, logprobs: [TokenLogprob]? = nil, events: [StepEvent] = []) {
         self.tokens = tokens
         self.role = role
         self.logprobs = logprobs
+        self.events = events
     }
+}
+
+/// What a step did besides writing tokens.
+public enum StepEvent: Sendable, Equatable {
+    /// The small model drafted this many tokens and the large model accepted that many.
+    case drafted(Int, accepted: Int)
+    /// The other model writes from here on.
+    case handover
+    /// The small model called the large one for at most this many tokens (RelayLLM); the large
+    /// model's tokens from here to the next call are the call's.
+    case called(Int)
+    /// Requests made to a remote large model.
+    case remote(RemoteStats)
+    /// The large model failed; the small model writes the rest.
+    case largeFailed(String)
 }
 
 /// A chosen token's log-probability under the model's raw distribution (log-softmax of the
@@ -56,7 +74,7 @@ public struct TokenLogprob: Sendable, Equatable {
 
 /// The contract every decoding strategy implements: given the whole context (prompt and answer so
 /// far), append at least one token. The generation loop owns stop conditions, streaming and the
-/// counts of tokens per role; a strategy reports only what it alone knows (drafts, hand-overs).
+/// statistics, which it adds up from each step's tokens and events.
 public protocol DecodingStrategy: AnyObject {
     func step(context: [Int32]) throws -> Step
     /// A step after which at most `limit` more tokens are wanted. Only strategies that write many
@@ -64,16 +82,6 @@ public protocol DecodingStrategy: AnyObject {
     func step(context: [Int32], atMost limit: Int) throws -> Step
     /// The sessions of the models this strategy uses, for timings.
     var sessions: [Role: Session] { get }
-    /// Draft tokens proposed and accepted, and hand-overs between the models, so far.
-    var drafted: Int { get }
-    var accepted: Int { get }
-    var handovers: Int { get }
-    /// Calls of the large model by the small one (RelayLLM and its routers).
-    var calls: [LargeCall] { get }
-    /// Calls to a remote large model, when the large model is remote.
-    var remoteStats: RemoteStats? { get }
-    /// Why the large model's part was given to the small model (`--on-large-failure small`).
-    var largeFailure: String? { get }
 }
 
 /// One call of the large model: the tokens asked for (after clamping) and the tokens it wrote.
@@ -88,12 +96,6 @@ public struct LargeCall: Sendable, Equatable, Codable {
 
 public extension DecodingStrategy {
     func step(context: [Int32], atMost limit: Int) throws -> Step { try step(context: context) }
-    var drafted: Int { 0 }
-    var accepted: Int { 0 }
-    var handovers: Int { 0 }
-    var calls: [LargeCall] { [] }
-    var remoteStats: RemoteStats? { nil }
-    var largeFailure: String? { nil }
 }
 
 /// One model alone, one token per forward: the `large` and `small` baselines.

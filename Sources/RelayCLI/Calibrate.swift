@@ -26,9 +26,8 @@ extension RelayCommand {
         @Option(help: "Cue file to write.") var out: String
 
         func run() throws {
-            guard model.draftModel != nil else { throw ValidationError("calibration needs the small model: pass -md SMALL") }
-            let (loaded, draft) = try model.load(large: true, small: true)
-            let large = loaded!, small = draft!
+            let models = try model.pair(needs: [.largeLogits, .small], for: "relay calibrate")
+            let large = models.large!, small = models.small!
             let tok = large.tokenizer
             let template = try model.template(for: large)
             var list: [Calibration.Trace] = []

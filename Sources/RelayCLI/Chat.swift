@@ -41,7 +41,7 @@ extension RelayCommand {
                     }
                     writeOut("\n")
                     messages.append(ChatMessage(role: "assistant", content: result.text))
-                    if interactive { note(Telemetry(result).summary) }
+                    if interactive { note(Telemetry(result).summary(engine: engineName)) }
                 } catch let error as ModelError {
                     note("error: \(error)")
                     messages.removeLast()

@@ -45,29 +45,24 @@ extension RelayCommand.EvalCommand {
         @Flag(name: .customLong("show-prompt"), help: "Print the first problem's prompt and exit.") var showPrompt = false
 
         func run() throws {
-            let specs = try ModeSpec.parseList(modes, known: Modes.names)
+            let specs = try ModeSpec.parseList(modes)
             let taskSet = try TaskLoader.load(task, dataDirectory: AssetStore().dataDir)
             let selection = Selection(offset: offset, limit: limit, shuffle: shuffle, seed: seed)
             let problems = selection.apply(taskSet.problems)
             let remoteLarge = try remote.make()
-            let needLarge = specs.contains { $0.name != "small" } && remoteLarge == nil
-            let needSmall = specs.contains { $0.name != "large" } || remoteLarge != nil
-            if needSmall && model.draftModel == nil {
-                throw ValidationError(remoteLarge != nil ? "--large-url needs -md SMALL: the local small model gives the tokenizer and chat template"
-                                                         : "modes \(modes) need a small model: pass -md SMALL")
-            }
+            let models = try model.pair(for: try specs.map { try Mode.named($0.name) }, remote: remoteLarge)
+            let (large, small) = (models.large, models.small)
             let store = AssetStore()
-            let (large, small) = try model.load(large: needLarge, small: needSmall)
-            let primary = (large ?? small)!
+            let primary = models.primary
             let template = try model.template(for: primary)
 
             var sampling = SamplingParams.greedy
             sampling.temperature = temperature
             sampling.seed = seed
-            var models: [String: ModelInfo] = [:]
+            var infos: [String: ModelInfo] = [:]
             for (role, m) in [("large", large), ("small", small)] {
                 guard let m else { continue }
-                models[role] = ModelInfo(path: m.file.path, sha256: try store.sha256(m.file.path), parameters: Double(m.parameterCount))
+                infos[role] = ModelInfo(path: m.file.path, sha256: try store.sha256(m.file.path), parameters: Double(m.parameterCount))
             }
             var settings = try relay.settings(sampling: sampling)
             settings.largeFailureToSmall = remote.fallsBackToSmall
@@ -82,12 +77,11 @@ extension RelayCommand.EvalCommand {
             }
             if let remoteLarge { extra["large_url"] = remoteLarge.name } else { extra["relaygen_check_p_min"] = "\(RelayGen.Settings.defaultCheckPMin)" }
             let config = EvalConfig(task: task, selection: selection, systemPrompt: system, maxTokens: maxTokens,
-                                    sampling: SamplingConfig(temperature: Double(temperature), seed: seed), models: models, extra: extra)
+                                    sampling: SamplingConfig(temperature: Double(temperature), seed: seed), models: infos, extra: extra)
             var set = taskSet
             set.problems = problems
-            var runner = EvalRunner(task: set, config: config, modes: specs, large: large, small: small, contextSize: model.ctxSize,
+            let runner = EvalRunner(task: set, config: config, modes: specs, models: models, contextSize: model.ctxSize,
                                     settings: settings, chatTemplate: template)
-            runner.remote = remoteLarge
             if showPrompt {
                 if let first = problems.first { writeOut(runner.promptText(first) + "\n") }
                 return

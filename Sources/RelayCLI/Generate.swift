@@ -1,6 +1,5 @@
 import ArgumentParser
 import Engine
-import Eval
 import Foundation
 import Kernels
 import Relay
@@ -47,115 +46,55 @@ extension RelayCommand {
                 text = prompt!
             }
             let spec = try ModeSpec.parse(relay.mode)
-            let remoteLarge = try remote.make()
-            if remoteLarge != nil && model.draftModel == nil {
-                throw ValidationError("--large-url needs -md SMALL: the local small model gives the tokenizer and chat template")
-            }
-            let needsLarge = spec.name != "small" && remoteLarge == nil
-            let (m, draft) = try model.load(large: needsLarge || model.draftModel == nil, small: true)
-            let primary = (spec.name == "small" || m == nil ? draft ?? m : m)!
-            let tok = primary.tokenizer
+            let models = try model.pair(for: [try Mode.named(spec.name)], remote: try remote.make())
+            let tok = models.primary.tokenizer
             var options = sampling.options
             let input: [Int32]
             if raw {
                 input = tok.encode(text, addBOS: tok.addBOS)
             } else {
-                let template = try model.template(for: primary)
+                let template = try model.template(for: models.primary)
                 var messages: [ChatMessage] = []
                 if let system { messages.append(ChatMessage(role: "system", content: system)) }
                 messages.append(ChatMessage(role: "user", content: text))
                 input = tok.encode(template.render(messages), addBOS: tok.addBOS)
                 options.stop += template.stopStrings
             }
-            let pair = ModePair(large: needsLarge ? m.map { Session(model: $0, contextSize: model.ctxSize) } : nil,
-                                small: draft.map { Session(model: $0, contextSize: model.ctxSize) }, remote: remoteLarge)
             var settings = try relay.settings(sampling: options.sampling)
             settings.largeFailureToSmall = remote.fallsBackToSmall
-            let strategy = try Modes.make(spec.name, parameters: Dictionary(spec.parameters.map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }),
-                                          pair: pair, settings: settings)
+            let strategy = try Mode.make(spec, sessions: models.sessions(contextSize: model.ctxSize), settings: settings)
             let colors = color && isatty(1) != 0
             let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role, _ in
                 if !json { writeOut(colors ? paint(piece, role) : piece) }
                 return true
             }
-            let stats = Telemetry(result)
+            let telemetry = Telemetry(result, mode: spec.raw, segments: true, tokenRoles: true)
             if json {
-                writeOut(try stats.json() + "\n")
+                writeOut(try GenerateJSON(text: result.text, tokenIDs: result.tokens.map(Int.init), telemetry: telemetry).json() + "\n")
             } else {
                 if !result.text.hasSuffix("\n") { writeOut("\n") }
-                note(stats.summary)
+                note(telemetry.summary(engine: engineName))
             }
         }
     }
 }
 
-/// Timings of one generation, as printed on stderr or in --json.
-struct Telemetry {
-    let result: RelayResult
+/// `relay generate --json`: the text, its token ids and the telemetry, in one object.
+struct GenerateJSON: Encodable {
+    let text: String
+    let tokenIDs: [Int]
+    let telemetry: Telemetry
 
-    init(_ result: RelayResult) { self.result = result }
+    enum Keys: String, CodingKey { case text, tokenIDs = "token_ids" }
 
-    var prefillSeconds: Double { result.prefillSeconds.values.reduce(0, +) }
-    var decodeSeconds: Double { result.decodeSeconds.values.reduce(0, +) }
-    var prefillRate: Double { prefillSeconds > 0 ? Double(result.promptTokens) / prefillSeconds : 0 }
-    var decodeRate: Double { decodeSeconds > 0 ? Double(max(result.tokens.count - 1, 0)) / decodeSeconds : 0 }
-
-    var summary: String {
-        var s = String(format: "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %.2f s | finish: %@ | %@, %d threads",
-                       result.promptTokens, prefillRate, result.tokens.count, decodeRate, result.seconds,
-                       result.finishReason.rawValue, Threads.isa, Threads.count)
-        if !result.calls.isEmpty {
-            s += String(format: "\ncalls %d | large model: %d tokens requested, %d written | large share %.1f%% | rho %.3f",
-                        result.calls.count, result.requested, result.tokensByRole[.large] ?? 0, result.largeShare * 100, result.rho)
-        }
-        if result.tokensByRole.count > 1 || result.drafted > 0 {
-            s += String(format: "\nlarge %d tokens, small %d tokens (large share %.1f%%) | hand-overs %d | drafted %d, accepted %d (%.1f%%)",
-                        result.tokensByRole[.large] ?? 0, result.tokensByRole[.small] ?? 0, result.largeShare * 100,
-                        result.handovers, result.drafted, result.accepted,
-                        result.drafted > 0 ? Double(result.accepted) * 100 / Double(result.drafted) : 0)
-        }
-        if let remote = result.remote {
-            s += String(format: "\nremote large model: %d requests, %d retries, %.2f s", remote.requests, remote.retries, remote.seconds)
-        }
-        if let failure = result.largeFailure { s += "\nthe small model finished the answer: \(failure)" }
-        return s
+    func encode(to encoder: Encoder) throws {
+        try telemetry.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(text, forKey: .text)
+        try c.encode(tokenIDs, forKey: .tokenIDs)
     }
 
-    func json() throws -> String {
-        var object: [String: Any] = [
-            "text": result.text,
-            "tokens": result.tokens.map(Int.init),
-            "prompt_tokens": result.promptTokens,
-            "generated_tokens": result.tokens.count,
-            "finish_reason": result.finishReason.rawValue,
-            "prefill_seconds": prefillSeconds,
-            "decode_seconds": decodeSeconds,
-            "prefill_tokens_per_second": prefillRate,
-            "decode_tokens_per_second": decodeRate,
-            "seconds": result.seconds,
-            "tokens_by_role": Dictionary(uniqueKeysWithValues: result.tokensByRole.map { ($0.key.rawValue, $0.value) }),
-            "segments": result.segments.map { ["role": $0.role.rawValue, "text": $0.text] },
-            "handovers": result.handovers,
-            "drafted": result.drafted,
-            "accepted": result.accepted,
-            "large_share": result.largeShare,
-            "token_roles": result.roles.map(\.rawValue),
-            "acceptance_rate": result.drafted > 0 ? Double(result.accepted) / Double(result.drafted) : 0,
-            "seconds_by_role": Dictionary(uniqueKeysWithValues: Set(result.prefillSeconds.keys).union(result.decodeSeconds.keys).map {
-                ($0.rawValue, (result.prefillSeconds[$0] ?? 0) + (result.decodeSeconds[$0] ?? 0))
-            }),
-            "calls": result.calls.count,
-            "large_tokens_requested": result.requested,
-            "large_tokens_written": result.tokensByRole[.large] ?? 0,
-            "rho": result.rho,
-        ]
-        if let remote = result.remote {
-            object["remote"] = ["requests": remote.requests, "retries": remote.retries, "seconds": remote.seconds]
-        }
-        if let failure = result.largeFailure { object["large_failure"] = failure }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
-    }
+    func json() throws -> String { String(decoding: try Telemetry.encoder().encode(self), as: UTF8.self) }
 }
 
 /// ANSI colour for text the small model wrote.

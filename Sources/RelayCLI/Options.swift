@@ -30,19 +30,24 @@ struct ModelOptions: ParsableArguments {
         if let name = chatTemplate { _ = try ChatTemplate.named(name) }
     }
 
-    /// The large model (-m) and, with `small`, the small one (-md, if given), once both and
-    /// `sequences` KV caches of -c positions each are known to fit in memory.
-    func load(large: Bool = true, small: Bool = false, sequences: Int = 1) throws -> (large: Model?, small: Model?) {
+    /// The models `modes` need (every model given, with `allGiven`): `ModelPair.load` with -m and -md.
+    func pair(for modes: [Mode], remote: LargeModel? = nil, sequences: Int = 1, allGiven: Bool = false) throws -> ModelPair {
         Threads.configure(threads)
         let store = AssetStore()
-        let largeFile = large ? try GGUFFile(path: store.resolveModel(model)) : nil
-        let smallFile = small ? try draftModel.map { try GGUFFile(path: store.resolveModel($0)) } : nil
-        try MemoryBudget.check([largeFile, smallFile].compactMap { $0 }, contextSize: ctxSize, sequences: sequences)
-        return (try largeFile.map { try Model(file: $0) }, try smallFile.map { try Model(file: $0) })
+        return try ModelPair.load(large: remote == nil ? try store.resolveModel(model) : nil, small: try draftModel.map(store.resolveModel),
+                                  modes: modes, remote: remote, contextSize: ctxSize, sequences: sequences, allGiven: allGiven)
+    }
+
+    /// The models a command (named in errors) needs.
+    func pair(needs: Mode.Needs, for command: String) throws -> ModelPair {
+        Threads.configure(threads)
+        let store = AssetStore()
+        return try ModelPair.load(large: try store.resolveModel(model), small: try draftModel.map(store.resolveModel),
+                                  needs: needs, for: command, contextSize: ctxSize)
     }
 
     /// The large model alone.
-    func load() throws -> Model { try load(large: true).large! }
+    func load() throws -> Model { try pair(needs: .large, for: "this command").large! }
 
     func template(for model: Model) throws -> ChatTemplate {
         if let name = chatTemplate { return try ChatTemplate.named(name) }
@@ -103,10 +108,11 @@ struct SamplingOptions: ParsableArguments {
 
 /// Mode selection and the relay methods' settings.
 struct RelayOptions: ParsableArguments {
-    @Option(help: "Decoding mode: \(Modes.names.joined(separator: ", ")).")
+    @Option(help: ArgumentHelp("Decoding mode, NAME or NAME:key=value,...: \(Mode.names.joined(separator: ", ")).",
+                               discussion: Mode.all.map { "\($0.name): \($0.summary)" + ($0.parameters.isEmpty ? "" : " (\($0.parameters.map(\.key).joined(separator: ", ")))") }.joined(separator: "\n")))
     var mode = "large"
 
-    @Option(name: [.customLong("draft-max"), .customLong("spec-draft-n-max")], help: "Most tokens drafted per speculative step.")
+    @Option(name: [.customLong("draft-max"), .customLong("spec-draft-n-max")], help: "Most tokens drafted per speculative step (0: no drafting).")
     var draftMax = DraftParams().max
 
     @Option(name: [.customLong("draft-min"), .customLong("spec-draft-n-min")], help: "Fewest drafted tokens worth verifying.")
@@ -131,22 +137,27 @@ struct RelayOptions: ParsableArguments {
     var relayHead: String?
 
     func validate() throws {
-        guard draftMax >= 1 else { throw ValidationError("--draft-max must be at least 1") }
-        guard draftMin >= 0, draftMin <= draftMax else { throw ValidationError("--draft-min must be in 0...--draft-max") }
-        guard draftVocab >= 0 else { throw ValidationError("--draft-vocab must be 0 (all) or a token count") }
-        guard draftLookup == 0 || draftLookup >= 2 else { throw ValidationError("--draft-lookup must be 0 (off) or an n-gram length of at least 2") }
-        guard ["on", "off"].contains(draftAdaptive) else { throw ValidationError("--draft-adaptive must be on or off (got \(draftAdaptive))") }
+        _ = try ModeSpec.parse(mode)
+        try Parameters.draftMax.check(draftMax, flag: "--draft-max")
+        try Parameters.draftMin.check(draftMin, flag: "--draft-min")
+        try Parameters.draftPMin.check(draftPMin, flag: "--draft-p-min")
+        try Parameters.draftVocab.check(draftVocab, flag: "--draft-vocab")
+        try Parameters.draftLookup.check(draftLookup, flag: "--draft-lookup")
+        guard let adaptive = Parameters.adaptive.value(draftAdaptive) else { throw ModeError.badFlag(flag: "--draft-adaptive", rule: Parameters.adaptive.rule) }
+        var draft = DraftParams()
+        (draft.max, draft.min, draft.adaptive) = (draftMax, draftMin, adaptive)
+        try draft.validate()
     }
 
-    func settings(sampling: SamplingParams) throws -> Modes.Settings {
-        var s = Modes.Settings()
+    func settings(sampling: SamplingParams) throws -> Mode.Settings {
+        var s = Mode.Settings()
         s.sampling = sampling
         s.draft.max = draftMax
         s.draft.min = draftMin
         s.draft.pMin = draftPMin
         s.draft.vocabulary = draftVocab
         s.draft.lookup = draftLookup
-        s.draft.adaptive = draftAdaptive == "on"
+        s.draft.adaptive = Parameters.adaptive.value(draftAdaptive)!
         s.cues = try cues.map(CueSet.load)
         switch relayHead {
         case nil: s.head = .shipped
@@ -173,3 +184,6 @@ func writeOut(_ s: String) {
     fputs(s, stdout)
     fflush(stdout)
 }
+
+/// The kernels and threads in use, as the summaries on stderr end.
+var engineName: String { "\(Threads.isa), \(Threads.count) threads" }

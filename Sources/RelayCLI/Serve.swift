@@ -82,20 +82,13 @@ extension RelayCommand {
 
         func run() async throws {
             let remoteLarge = try remote.make()
-            if remoteLarge != nil && model.draftModel == nil {
-                throw ValidationError("--large-url needs -md SMALL: the local small model gives the tokenizer and chat template")
-            }
-            let (large, small) = try model.load(large: remoteLarge == nil, small: true, sequences: slots)
-            let primary = (large ?? small)!
+            let models = try model.pair(for: [try Mode.named(ModeSpec.parse(relay.mode).name)], remote: remoteLarge, sequences: slots, allGiven: true)
             var settings = try relay.settings(sampling: sampling.options.sampling)
             settings.largeFailureToSmall = remote.fallsBackToSmall
-            let pairs = (0..<slots).map { _ in
-                ModePair(large: large.map { Session(model: $0, contextSize: model.ctxSize) },
-                         small: small.map { Session(model: $0, contextSize: model.ctxSize) }, remote: remoteLarge)
-            }
+            let pairs = (0..<slots).map { _ in models.sessions(contextSize: model.ctxSize) }
             let id = modelID ?? remote.largeModel ?? (remoteLarge == nil ? Self.name(of: model.model) : "relay-remote")
-            let served = ServedModels(ids: [id], defaultMode: relay.mode, tokenizer: primary.tokenizer,
-                                      template: try model.template(for: primary), contextSize: model.ctxSize,
+            let served = ServedModels(ids: [id], defaultMode: relay.mode, tokenizer: models.primary.tokenizer,
+                                      template: try model.template(for: models.primary), contextSize: model.ctxSize,
                                       sampling: sampling.options.sampling)
             let server = RelayServer(configuration: configuration, served: served, pairs: pairs, settings: settings)
             let host = self.host, mode = relay.mode, slots = self.slots

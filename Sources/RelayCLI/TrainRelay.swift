@@ -60,9 +60,8 @@ extension RelayCommand {
         var lengths: [Int]? { positiveIntegers(probeLengths)?.sorted() }
 
         func run() throws {
-            guard model.draftModel != nil else { throw ValidationError("training needs the small model: pass -md SMALL") }
-            let (loaded, draft) = try model.load(large: true, small: true)
-            let large = loaded!, small = draft!
+            let models = try model.pair(needs: [.largeLogits, .small], for: "relay train-relay")
+            let large = models.large!, small = models.small!
             let template = try model.template(for: small)
             let taskSet = try TaskLoader.load(task, dataDirectory: AssetStore().dataDir)
             let selected = Selection(offset: offset, limit: limit).apply(taskSet.problems)

@@ -32,8 +32,7 @@ public struct ServedModels: Sendable {
 struct Plan {
     var chat: Bool
     var model: String
-    var mode: String
-    var parameters: [String: String]
+    var mode: ModeSpec
     var prompt: [Int32]
     var options: GenerationOptions
     var stream: Bool
@@ -117,7 +116,7 @@ final class CompletionsController: @unchecked Sendable {
             try admit(request)
             guard let buffer = try await body.collect(upTo: bodyLimit) else { throw tooLarge() }
             let plan = try self.plan(CompletionRequest.decode(Data(buffer: buffer)), chat: chat)
-            let job = Job(prompt: plan.prompt, mode: plan.mode, parameters: plan.parameters, options: plan.options,
+            let job = Job(prompt: plan.prompt, mode: plan.mode, options: plan.options,
                           topLogprobs: plan.topLogprobs, cancel: cancel)
             try pool.submit(job)
             return try await plan.stream
@@ -177,7 +176,7 @@ final class CompletionsController: @unchecked Sendable {
         }
         options.stop = stops.filter { !$0.isEmpty }
 
-        let (mode, parameters) = try Self.parseMode(r.relay_mode ?? served.defaultMode)
+        let mode = try ModeSpec.parse(r.relay_mode ?? served.defaultMode)
         let prompt: [Int32]
         if chat {
             guard let messages = r.messages, !messages.isEmpty else {
@@ -207,7 +206,7 @@ final class CompletionsController: @unchecked Sendable {
             throw APIError.badRequest("the prompt has \(prompt.count) tokens\(asked) but the context holds \(served.contextSize) (server -c/--ctx-size)",
                                       param: chat ? "messages" : "prompt", code: "context_length_exceeded")
         }
-        return Plan(chat: chat, model: model, mode: mode, parameters: parameters, prompt: prompt, options: options,
+        return Plan(chat: chat, model: model, mode: mode, prompt: prompt, options: options,
                     stream: r.stream ?? false, includeUsage: r.stream_options?.include_usage ?? false, topLogprobs: topLogprobs)
     }
 
@@ -219,19 +218,6 @@ final class CompletionsController: @unchecked Sendable {
                                       param: param, code: "context_length_exceeded")
         }
         return served.tokenizer.encode(text, addBOS: served.tokenizer.addBOS)
-    }
-
-    /// `name` or `name:key=value,key=value`, as `relay eval --modes` takes them.
-    static func parseMode(_ s: String) throws -> (String, [String: String]) {
-        let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
-        guard let name = parts.first, !name.isEmpty else { throw APIError.badRequest("relay_mode is empty", param: "relay_mode") }
-        var parameters: [String: String] = [:]
-        for kv in (parts.count > 1 ? parts[1] : "").split(separator: ",") {
-            let pair = kv.split(separator: "=", maxSplits: 1).map(String.init)
-            guard pair.count == 2 else { throw APIError.badRequest("relay_mode parameter '\(kv)' is not key=value", param: "relay_mode") }
-            parameters[pair[0]] = pair[1]
-        }
-        return (name, parameters)
     }
 
     // MARK: Answers
@@ -370,27 +356,9 @@ final class CompletionsController: @unchecked Sendable {
     }
 
     /// The relay telemetry of one answer (the `relay` object).
-    func telemetry(_ r: RelayResult, _ plan: Plan, withSegments: Bool) -> [String: Any] {
-        var t: [String: Any] = [
-            "mode": plan.mode,
-            "tokens": Dictionary(uniqueKeysWithValues: Role.allCases.map { ($0.rawValue, r.tokensByRole[$0] ?? 0) }),
-            "handovers": r.handovers,
-            "drafted": r.drafted,
-            "accepted": r.accepted,
-            "acceptance_rate": r.drafted > 0 ? Double(r.accepted) / Double(r.drafted) : NSNull(),
-            "large_share": r.largeShare,
-            "seconds": r.seconds,
-            "prefill_seconds": Dictionary(uniqueKeysWithValues: r.prefillSeconds.map { ($0.key.rawValue, $0.value) }),
-            "decode_seconds": Dictionary(uniqueKeysWithValues: r.decodeSeconds.map { ($0.key.rawValue, $0.value) }),
-            "finish_reason": r.finishReason.rawValue,
-            "calls": r.calls.count,
-            "large_tokens_requested": r.requested,
-            "rho": r.rho,
-        ]
-        if let remote = r.remote { t["remote"] = ["requests": remote.requests, "retries": remote.retries, "seconds": remote.seconds] }
-        if let failure = r.largeFailure { t["large_failure"] = failure; t["finished_on"] = "small" }
-        if withSegments { t["segments"] = r.segments.map { ["role": $0.role.rawValue, "text": $0.text] } }
-        return t
+    func telemetry(_ r: RelayResult, _ plan: Plan, withSegments: Bool) -> Any {
+        let data = (try? Telemetry.encoder().encode(Telemetry(r, mode: plan.mode.raw, segments: withSegments))) ?? Data("{}".utf8)
+        return (try? JSONSerialization.jsonObject(with: data)) ?? [:]
     }
 
     static func usage(_ r: RelayResult) -> [String: Any] {

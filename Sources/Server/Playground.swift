@@ -5,7 +5,7 @@ import Relay
 /// colours each piece by the model that wrote it, with the telemetry of the last chunk.
 enum Playground {
     static func html(models: [String], defaultMode: String, needsKey: Bool) -> String {
-        let modes = Modes.names.map { "<option\($0 == defaultMode ? " selected" : "")>\($0)</option>" }.joined()
+        let modes = Mode.names.map { "<option\($0 == defaultMode ? " selected" : "")>\($0)</option>" }.joined()
         let modelOptions = models.map { "<option>\(escape($0))</option>" }.joined()
         return page
             .replacingOccurrences(of: "{{MODES}}", with: modes)

@@ -47,7 +47,7 @@ public final class RelayServer: @unchecked Sendable {
     let connections: OpenConnections
 
     /// `pairs` holds one pair of sessions per slot (`-np`).
-    public init(configuration: Configuration, served: ServedModels, pairs: [ModePair], settings: Modes.Settings) {
+    public init(configuration: Configuration, served: ServedModels, pairs: [SessionPair], settings: Mode.Settings) {
         self.configuration = configuration
         self.served = served
         connections = OpenConnections(limit: configuration.connections.maxConnections, metrics: metrics)

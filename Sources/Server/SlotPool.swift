@@ -15,8 +15,7 @@ enum GenerationEvent: Sendable {
 /// One request for the engine: a prompt, a mode and generation options.
 final class Job: @unchecked Sendable {
     let prompt: [Int32]
-    let mode: String
-    let parameters: [String: String]
+    let mode: ModeSpec
     let options: GenerationOptions
     let topLogprobs: Int?
     /// Shared with the HTTP handler: a client that leaves cancels the generation, and a slot
@@ -25,13 +24,12 @@ final class Job: @unchecked Sendable {
     let events: AsyncStream<GenerationEvent>
     let sink: AsyncStream<GenerationEvent>.Continuation
 
-    init(prompt: [Int32], mode: String, parameters: [String: String] = [:], options: GenerationOptions, topLogprobs: Int? = nil,
+    init(prompt: [Int32], mode: ModeSpec, options: GenerationOptions, topLogprobs: Int? = nil,
          cancel: Cancellation = Cancellation()) {
         self.cancel = cancel
         self.topLogprobs = topLogprobs
         self.prompt = prompt
         self.mode = mode
-        self.parameters = parameters
         self.options = options
         (events, sink) = AsyncStream.makeStream(of: GenerationEvent.self, bufferingPolicy: .unbounded)
         // The consumer went away (client disconnected, handler cancelled): stop generating.
@@ -48,9 +46,9 @@ final class Job: @unchecked Sendable {
 final class SlotPool: @unchecked Sendable {
     final class Slot {
         let index: Int
-        let pair: ModePair
+        let pair: SessionPair
         var job: Job?
-        init(index: Int, pair: ModePair) {
+        init(index: Int, pair: SessionPair) {
             self.index = index
             self.pair = pair
         }
@@ -60,7 +58,7 @@ final class SlotPool: @unchecked Sendable {
 
     let slots: [Slot]
     let queueLimit: Int
-    let settings: Modes.Settings
+    let settings: Mode.Settings
     let tokenizer: Tokenizer
     let contextSize: Int
     let metrics: Metrics
@@ -70,7 +68,7 @@ final class SlotPool: @unchecked Sendable {
     private var stopping = false
     private var threads: [Thread] = []
 
-    init(pairs: [ModePair], queueLimit: Int, settings: Modes.Settings, tokenizer: Tokenizer, contextSize: Int, metrics: Metrics) {
+    init(pairs: [SessionPair], queueLimit: Int, settings: Mode.Settings, tokenizer: Tokenizer, contextSize: Int, metrics: Metrics) {
         slots = pairs.enumerated().map { Slot(index: $0.offset, pair: $0.element) }
         self.queueLimit = queueLimit
         self.settings = settings
@@ -161,7 +159,7 @@ final class SlotPool: @unchecked Sendable {
             settings.cancellation = job.cancel
             var options = job.options
             options.cancellation = job.cancel
-            let strategy = try Modes.make(job.mode, parameters: job.parameters, pair: slot.pair, settings: settings)
+            let strategy = try Mode.make(job.mode, sessions: slot.pair, settings: settings)
             let result = try Relay.generate(strategy, prompt: job.prompt, tokenizer: tokenizer, contextSize: contextSize,
                                             options: options) { text, role, logprobs in
                 job.sink.yield(.text(text, role, Array(logprobs)))

@@ -1,4 +1,5 @@
 import Eval
+import Relay
 import Foundation
 import Testing
 
@@ -11,7 +12,7 @@ func sampleConfig(maxTokens: Int = 1024, largePath: String = "/models/large.gguf
 func sampleRecord(_ id: String, _ mode: String, correct: Bool = true, seconds: Double = 1,
                   tokens: [String: Int] = [RoleKey.large: 10]) -> EvalRecord {
     EvalRecord(id: id, mode: mode, output: "… \\boxed{18}", extracted: "18", reference: correct ? "18" : "19",
-               correct: correct, tokens: tokens, seconds: seconds, finishReason: "stop")
+               correct: correct, telemetry: Telemetry(tokens: tokens, seconds: seconds))
 }
 
 func readText(_ path: String) -> String {
@@ -37,7 +38,8 @@ func readText(_ path: String) -> String {
         let text = readText(dir + "/results.jsonl")
         #expect(text.hasSuffix("}\n"))
         #expect(text.split(separator: "\n").count == 1)
-        #expect(text.hasPrefix(#"{"id":"0","mode":"large","correct":true,"extracted":"18","reference":"18","tokens":{"large":120,"small":30},"drafted":40"#))
+        #expect(text.hasPrefix(#"{"acceptance_rate":null,"accepted":30,"#) && text.contains(#""correct":true,"decode_seconds":{"large":2.5,"small":0.4},"drafted":40"#))
+        #expect(text.contains(#""id":"0","#) && text.contains(#""tokens":{"large":120,"small":30}"#))
         #expect(text.contains(#""prefill_seconds":{"large":0.5,"small":0.1}"#))
         #expect(text.contains(#""finish_reason":"stop""#))
         #expect(try ResultStore.readRecords(directory: dir) == [record])
@@ -50,7 +52,7 @@ func readText(_ path: String) -> String {
         record.extracted = nil
         record.seconds = 0.000012345
         record.tokensPerSecond = 1e20
-        let line = record.jsonLine()
+        let line = try record.jsonLine()
         #expect(!line.contains("\n"))
         #expect(line.contains(#""extracted":null"#))
         #expect(try JSONDecoder().decode(EvalRecord.self, from: Data(line.utf8)) == record)
@@ -69,7 +71,7 @@ func readText(_ path: String) -> String {
         var calls: [String] = []
         let counts = try Harness.run(problems: problems, modes: ["large", "small"], scoring: .gsm8k, store: store) { problem, mode in
             calls.append("\(problem.id)/\(mode)")
-            return Generation(output: "so \\boxed{18}", tokens: [mode: 5], seconds: 0.5, finishReason: "stop")
+            return Generation(output: "so \\boxed{18}", telemetry: Telemetry(tokens: [mode: 5], seconds: 0.5))
         }
         #expect(calls == ["0/small", "1/small", "2/large", "2/small"])
         #expect(counts == RunCounts(ran: 4, skipped: 2, correct: 4))
@@ -87,7 +89,7 @@ func readText(_ path: String) -> String {
             try Harness.run(problems: problems, modes: ["large"], scoring: .gsm8k, store: store) { problem, _ in
                 calls += 1
                 if calls == 3 { throw Interrupted() }
-                return Generation(output: "The answer is \(problem.answer).", tokens: [RoleKey.large: 7], seconds: 2)
+                return Generation(output: "The answer is \(problem.answer).", telemetry: Telemetry(tokens: [RoleKey.large: 7], seconds: 2))
             }
         }
         let saved = try ResultStore.readRecords(directory: dir)
@@ -98,7 +100,7 @@ func readText(_ path: String) -> String {
         var resumed: [String] = []
         let counts = try Harness.run(problems: problems, modes: ["large"], scoring: .gsm8k, store: store) { problem, _ in
             resumed.append(problem.id)
-            return Generation(output: "\\boxed{\(problem.answer)}", tokens: [RoleKey.large: 7], seconds: 2)
+            return Generation(output: "\\boxed{\(problem.answer)}", telemetry: Telemetry(tokens: [RoleKey.large: 7], seconds: 2))
         }
         #expect(resumed == ["2", "3"])
         #expect(counts == RunCounts(ran: 2, skipped: 2, correct: 2))
@@ -186,21 +188,18 @@ func readText(_ path: String) -> String {
     }
 }
 
-@Suite struct Modes {
+@Suite struct ModeLists {
     @Test func modesCarryParameters() throws {
-        let specs = try ModeSpec.parseList("large,small,random-router:rate=0.05,seed=3,speculative:k=4")
-        #expect(specs.map(\.raw) == ["large", "small", "random-router:rate=0.05,seed=3", "speculative:k=4"])
+        let specs = try ModeSpec.parseList("large,small,random-router:rate=0.05,seed=3,speculative:draft-max=4")
+        #expect(specs.map(\.raw) == ["large", "small", "random-router:rate=0.05,seed=3", "speculative:draft-max=4"])
         #expect(specs[2].name == "random-router")
-        #expect(specs[2].parameter("rate") == "0.05")
-        #expect(specs[2].parameter("seed") == "3")
+        #expect(specs[2].parameters.map(\.value) == ["0.05", "3"])
         #expect(try ModeSpec.parseList("large,large").count == 1)
     }
 
     @Test func unknownAndMalformedModesAreRefused() {
-        #expect(throws: EvalError.unknownMode("huge", known: ["large", "small"])) {
-            try ModeSpec.parseList("large,huge", known: ["large", "small"])
-        }
-        #expect(throws: EvalError.self) { try ModeSpec.parse("random-router:rate") }
-        #expect(throws: EvalError.self) { try ModeSpec.parseList(" , ") }
+        #expect(throws: ModeError.unknown("huge")) { try ModeSpec.parseList("large,huge") }
+        #expect(throws: ModeError.self) { try ModeSpec.parse("random-router:rate") }
+        #expect(throws: ModeError.self) { try ModeSpec.parseList(" , ") }
     }
 }

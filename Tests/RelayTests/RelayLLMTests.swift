@@ -115,9 +115,9 @@ struct RelayLLMTests {
         let r = try run(relay, prompt: prompt, maxTokens: 120) { relay in
             // What the large model received when the call started: the user's prompt, then the
             // answer without tags (what it writes itself is its own business).
-            guard relay.calls.count > started, let call = relay.calls.last else { return }
-            started = relay.calls.count
-            let input = relay.largeContext.dropLast(call.written)
+            guard relay.calls > started else { return }
+            started = relay.calls
+            let input = relay.callInput
             #expect(Array(input.prefix(prompt.count)) == prompt)
             #expect(!m.tokenizer.decode(Array(input.dropFirst(prompt.count))).contains("call"), "the large model saw a tag")
         }
@@ -162,35 +162,35 @@ struct RelayLLMTests {
         // tags=visible shows them to it.
         for tags in ["hidden", "visible"] {
             (small, large) = pair()
-            let router = try #require(try Modes.make("confidence-router", parameters: ["threshold": "1", "call": "4", "turns": "2"].merging(tags == "hidden" ? [:] : ["tags": tags]) { a, _ in a },
-                                                     pair: ModePair(large: large, small: small), settings: Modes.Settings()) as? RelayLLM)
+            let router = try #require(try Mode.make("confidence-router:threshold=1,call=4,turns=2" + (tags == "hidden" ? "" : ",tags=\(tags)"),
+                                                    sessions: SessionPair(large: large, small: small), settings: Mode.Settings()) as? RelayLLM)
             r = try run(router, prompt: prompt, maxTokens: 40)
             #expect(r.calls.count == 2 && r.text.hasPrefix("<call>4</call>"), "\(r.text)")
             #expect(m.tokenizer.decode(Array(small.tokens.dropFirst(prompt.count))).contains("<call>") == (tags == "visible"), "\(tags)")
         }
         // A head runs with the visibility it was trained with (a file without it was trained
         // visible), unless the mode says otherwise.
-        let headed = { (tags: TagVisibility?, p: [String: String]) in
+        let headed = { (tags: TagVisibility?, mode: String) in
             var head = RelayHead(model: m.config.name, dim: m.config.dim)
             head.tags = tags
-            var withHead = Modes.Settings()
+            var withHead = Mode.Settings()
             withHead.head = .head(head, path: "head.json")
-            return try Modes.make("relayllm", parameters: p, pair: ModePair(large: large, small: small), settings: withHead) as? RelayLLM
+            return try Mode.make(mode, sessions: SessionPair(large: large, small: small), settings: withHead) as? RelayLLM
         }
-        #expect(try headed(.hidden, [:])?.policyTags == .hidden)
-        #expect(try headed(nil, [:])?.policyTags == .visible)
-        #expect(try headed(.visible, ["tags": "hidden"])?.policyTags == .hidden)
+        #expect(try headed(.hidden, "relayllm")?.policyTags == .hidden)
+        #expect(try headed(nil, "relayllm")?.policyTags == .visible)
+        #expect(try headed(.visible, "relayllm:tags=hidden")?.policyTags == .hidden)
 
         // Rate 0 never calls; modes are built by name with their parameters.
         (small, large) = pair()
-        let none = try Modes.make("random-router", parameters: ["rate": "0", "call": "8"], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+        let none = try Mode.make("random-router:rate=0,call=8", sessions: SessionPair(large: large, small: small), settings: Mode.Settings())
         var options = GenerationOptions()
         options.maxTokens = 20
         options.sampling = .greedy
         #expect(try generate(none, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
         // The oracle calls only where the large model disagrees: never when it is the same model.
         (small, large) = pair()
-        let same = try Modes.make("oracle-router", parameters: ["margin": "0"], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+        let same = try Mode.make("oracle-router:margin=0", sessions: SessionPair(large: large, small: small), settings: Mode.Settings())
         #expect(try generate(same, prompt: prompt, tokenizer: m.tokenizer, contextSize: 1024, options: options).calls.isEmpty)
         #expect(large.tokens.count == small.tokens.count)
         let bad = [("confidence-router", "threshold", "2"), ("speculative", "adaptive", "maybe"), ("speculative", "draft-max", "-1"),
@@ -198,7 +198,7 @@ struct RelayLLMTests {
                    ("relayllm", "tags", "maybe"), ("oracle-router", "margin", "-0.1")]
         for (mode, key, value) in bad {
             #expect(throws: ModeError.self, "\(mode):\(key)=\(value)") {
-                try Modes.make(mode, parameters: [key: value], pair: ModePair(large: large, small: small), settings: Modes.Settings())
+                try Mode.make("\(mode):\(key)=\(value)", sessions: SessionPair(large: large, small: small), settings: Mode.Settings())
             }
         }
     }
@@ -221,8 +221,8 @@ struct RelayLLMTests {
         #expect(head.training?.curves["warmup_loss"]?.isEmpty == false && head.training?.curves["grpo_reward"]?.isEmpty == false)
         #expect(try RelayHead.shipped(for: Models.smol) == nil)
         let s = Session(model: Models.qwen, contextSize: 64)
-        let relay = try #require(try Modes.make("relayllm", pair: ModePair(large: s, small: Session(model: Models.qwen, contextSize: 64)),
-                                                settings: Modes.Settings()) as? RelayLLM)
+        let relay = try #require(try Mode.make("relayllm", sessions: SessionPair(large: s, small: Session(model: Models.qwen, contextSize: 64)),
+                                                settings: Mode.Settings()) as? RelayLLM)
         #expect((relay.policy as? HeadPolicy)?.head == head)
         #expect(relay.policyTags == head.trainedTags)
     }

@@ -28,17 +28,17 @@ final class ScriptedLarge: LargeModel, @unchecked Sendable {
 
 @Suite("Text-level large model (remote backend)", .serialized)
 struct TextLargeTests {
-    static func pair(_ large: LargeModel) -> ModePair {
-        ModePair(large: nil, small: Session(model: Models.smol, contextSize: 512), remote: large)
+    static func pair(_ large: LargeModel) -> SessionPair {
+        SessionPair(large: nil, small: Session(model: Models.smol, contextSize: 512), remote: large)
     }
 
-    static func run(_ mode: String, _ large: LargeModel, parameters: [String: String] = [:], cues: [String] = [], fallback: Bool = false,
+    static func run(_ mode: String, _ large: LargeModel, cues: [String] = [], fallback: Bool = false,
                     maxTokens: Int = 40) throws -> RelayResult {
-        var settings = Modes.Settings()
+        var settings = Mode.Settings()
         settings.sampling = .greedy
         settings.cues = cues.isEmpty ? nil : CueSet(model: nil, cues: cues.map { CueSet.Cue(text: $0, delta: 0, count: 1) })
         settings.largeFailureToSmall = fallback
-        let strategy = try Modes.make(mode, parameters: parameters, pair: pair(large), settings: settings)
+        let strategy = try Mode.make(mode, sessions: pair(large), settings: settings)
         var options = GenerationOptions()
         options.maxTokens = maxTokens
         options.sampling = .greedy
@@ -81,7 +81,7 @@ struct TextLargeTests {
     @Test("a router's calls go to the remote model: one request of max_tokens = n per call, never a relay tag")
     func routerCalls() throws {
         let large = ScriptedLarge("Two plus two makes four, so the answer is 4.")
-        let r = try Self.run("confidence-router", large, parameters: ["threshold": "1", "call": "3"], maxTokens: 30)
+        let r = try Self.run("confidence-router:threshold=1,call=3", large, maxTokens: 30)
         #expect(r.calls.count >= 2 && r.calls.allSatisfy { $0.requested == 3 && $0.written <= 3 })
         #expect(large.calls.count >= r.calls.count - 1 && large.calls.count <= r.calls.count)
         #expect(large.calls.allSatisfy { $0.maxTokens == 3 && !$0.text.contains("call>") })

@@ -34,14 +34,14 @@ struct ReleaseTests {
         guard let model = Smol.model else { try Test.cancel("SmolLM2-135M not fetched") }
         let backend = try FakeBackend(.hang)
         defer { backend.stop() }
-        let pair = ModePair(large: nil, small: Session(model: model, contextSize: 512), remote: remote(backend, read: 60, timeout: 60))
+        let pair = SessionPair(large: nil, small: Session(model: model, contextSize: 512), remote: remote(backend, read: 60, timeout: 60))
         let cancellation = Cancellation()
-        var settings = Modes.Settings()
+        var settings = Mode.Settings()
         settings.cancellation = cancellation
         var options = GenerationOptions()
         options.maxTokens = 16
         options.cancellation = cancellation
-        let strategy = try Modes.make("large", pair: pair, settings: settings)
+        let strategy = try Mode.make("large", sessions: pair, settings: settings)
         let generation = options
         let prompt = model.tokenizer.encode("Once upon a time", addBOS: true, parseSpecial: false)
         let done = DispatchSemaphore(value: 0)

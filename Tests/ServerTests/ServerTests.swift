@@ -73,11 +73,12 @@ struct DecodingTests {
         #expect(plain["error"]?["code"] is NSNull)
     }
 
-    @Test("relay_mode takes parameters as relay eval --modes does")
+    @Test("relay_mode takes parameters as relay eval --modes does, and a bad one is a 400 naming relay_mode")
     func modeParameters() throws {
-        let (name, parameters) = try CompletionsController.parseMode("relaygen:top-cues=5,draft-max=3")
-        #expect(name == "relaygen" && parameters == ["top-cues": "5", "draft-max": "3"])
-        #expect(apiError { _ = try CompletionsController.parseMode("relaygen:top-cues") }?.status == 400)
+        let spec = try ModeSpec.parse("relaygen-sd:top-cues=5,draft-max=3")
+        #expect(spec.name == "relaygen-sd" && spec.parameters.map(\.key) == ["top-cues", "draft-max"])
+        let e = CompletionsController.apiError(ModeError.unknown("huge"))
+        #expect(e.status == 400 && e.param == "relay_mode" && e.code == "invalid_mode")
     }
 }
 
@@ -89,7 +90,7 @@ struct PlanTests {
         let served = ServedModels(ids: ["smol"], defaultMode: "large", tokenizer: m.tokenizer, template: template,
                                   contextSize: contextSize, sampling: SamplingParams())
         let metrics = Metrics()
-        let pool = SlotPool(pairs: [], queueLimit: 0, settings: Modes.Settings(), tokenizer: m.tokenizer, contextSize: contextSize, metrics: metrics)
+        let pool = SlotPool(pairs: [], queueLimit: 0, settings: Mode.Settings(), tokenizer: m.tokenizer, contextSize: contextSize, metrics: metrics)
         return CompletionsController(served: served, pool: pool, metrics: metrics, apiKey: nil)
     }
 
@@ -102,7 +103,7 @@ struct PlanTests {
         #expect(plan.options.maxTokens == 7 && plan.options.sampling.temperature == 0.5 && plan.options.sampling.seed == 3)
         #expect(plan.options.stop == ["END", "<|im_end|>"])
         #expect(Smol.model.tokenizer.decode(plan.prompt).hasSuffix("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"))
-        #expect(plan.mode == "large" && !plan.stream)
+        #expect(plan.mode.raw == "large" && !plan.stream)
     }
 
     @Test("unknown model 404, n > 1, bad ranges and an over-long prompt are refused with clear errors")
