@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Relay", "TestSupport"], swiftSettings: checked),
-        .testTarget(name: "CLITests", dependencies: ["RelayCLI", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["RelayCLI", "Relay", "Engine", "Server", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets",
                                                         .product(name: "NIOEmbedded", package: "swift-nio"),
                                                         .product(name: "NIOHTTP1", package: "swift-nio"),
