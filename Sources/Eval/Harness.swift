@@ -5,17 +5,9 @@ import Relay
 // runs one problem under one mode and reports what happened (`Generation`); the loop skips what is
 // done, scores, appends each result to the store as soon as it exists, and drives the progress bar.
 
-/// What one decoding mode produced for one problem (filled in by the runner).
-public struct Generation: Sendable {
-    /// The answer as a user sees it (relay tags removed).
-    public var output: String
-    public var telemetry: Telemetry
-
-    public init(output: String, telemetry: Telemetry) {
-        self.output = output
-        self.telemetry = telemetry
-    }
-}
+/// What one decoding mode produced for one problem (filled in by the runner): the answer as a
+/// user sees it (relay tags removed) and the generation's telemetry.
+public typealias Generation = (output: String, telemetry: Telemetry)
 
 /// What `Harness.run` did.
 public struct RunCounts: Sendable, Equatable {

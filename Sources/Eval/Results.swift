@@ -93,12 +93,9 @@ public struct EvalRecord: Codable, Sendable, Equatable {
     public func encode(to encoder: Encoder) throws {
         try telemetry.encode(to: encoder)
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(mode, forKey: .mode)
+        for (key, text) in [(CodingKeys.id, id), (.mode, mode), (.reference, reference), (.output, output)] { try c.encode(text, forKey: key) }
         try c.encode(correct, forKey: .correct)
         try c.encode(extracted, forKey: .extracted)   // null when there is none
-        try c.encode(reference, forKey: .reference)
-        try c.encode(output, forKey: .output)
     }
 
     /// The record as one line of JSON (no newline), keys sorted.

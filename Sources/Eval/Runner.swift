@@ -52,7 +52,7 @@ public struct EvalRunner {
             let strategy = try Mode.make(spec, sessions: sessions, settings: settings)
             let prompt = tokenizer.encode(promptText(problem), addBOS: tokenizer.addBOS)
             let r = try Relay.generate(strategy, prompt: prompt, tokenizer: tokenizer, contextSize: contextSize, options: options)
-            return Generation(output: r.answer, telemetry: Telemetry(r, mode: spec.raw))
+            return (r.answer, Telemetry(r, mode: spec.raw))
         }
         return try Report.write(directory: directory, modes: modes.map(\.raw))
     }

@@ -12,7 +12,7 @@ func sampleConfig(maxTokens: Int = 1024, largePath: String = "/models/large.gguf
 func sampleRecord(_ id: String, _ mode: String, correct: Bool = true, seconds: Double = 1,
                   tokens: [String: Int] = [RoleKey.large: 10]) -> EvalRecord {
     EvalRecord(id: id, mode: mode, output: "… \\boxed{18}", extracted: "18", reference: correct ? "18" : "19",
-               correct: correct, telemetry: Telemetry(tokens: tokens, seconds: seconds))
+               correct: correct, Telemetry(tokens: tokens, seconds: seconds))
 }
 
 func readText(_ path: String) -> String {
@@ -71,7 +71,7 @@ func readText(_ path: String) -> String {
         var calls: [String] = []
         let counts = try Harness.run(problems: problems, modes: ["large", "small"], scoring: .gsm8k, store: store) { problem, mode in
             calls.append("\(problem.id)/\(mode)")
-            return Generation(output: "so \\boxed{18}", telemetry: Telemetry(tokens: [mode: 5], seconds: 0.5))
+            return ("so \\boxed{18}", Telemetry(tokens: [mode: 5], seconds: 0.5))
         }
         #expect(calls == ["0/small", "1/small", "2/large", "2/small"])
         #expect(counts == RunCounts(ran: 4, skipped: 2, correct: 4))
@@ -89,7 +89,7 @@ func readText(_ path: String) -> String {
             try Harness.run(problems: problems, modes: ["large"], scoring: .gsm8k, store: store) { problem, _ in
                 calls += 1
                 if calls == 3 { throw Interrupted() }
-                return Generation(output: "The answer is \(problem.answer).", telemetry: Telemetry(tokens: [RoleKey.large: 7], seconds: 2))
+                return ("The answer is \(problem.answer).", Telemetry(tokens: [RoleKey.large: 7], seconds: 2))
             }
         }
         let saved = try ResultStore.readRecords(directory: dir)
@@ -100,7 +100,7 @@ func readText(_ path: String) -> String {
         var resumed: [String] = []
         let counts = try Harness.run(problems: problems, modes: ["large"], scoring: .gsm8k, store: store) { problem, _ in
             resumed.append(problem.id)
-            return Generation(output: "\\boxed{\(problem.answer)}", telemetry: Telemetry(tokens: [RoleKey.large: 7], seconds: 2))
+            return ("\\boxed{\(problem.answer)}", Telemetry(tokens: [RoleKey.large: 7], seconds: 2))
         }
         #expect(resumed == ["2", "3"])
         #expect(counts == RunCounts(ran: 2, skipped: 2, correct: 2))
