@@ -94,7 +94,7 @@ public final class Model: @unchecked Sendable {
     static let engineLock = NSLock()
 
     /// Which positions of a row need logits.
-    public enum LogitsWanted: Equatable {
+    public enum LogitsWanted: Equatable, Sendable {
         case last
         case all
         /// Every position from this index of the row's tokens on.
@@ -102,7 +102,7 @@ public final class Model: @unchecked Sendable {
     }
 
     /// One sequence in a forward call: the tokens to append to its cache, and what to return for them.
-    public struct Row {
+    public struct Row: Sendable {
         public let cache: KVCache
         public let tokens: [Int32]
         public var logits: LogitsWanted
@@ -128,7 +128,7 @@ public final class Model: @unchecked Sendable {
 
     /// What a forward returns for one row: logits, one row of its vocabulary per wanted position,
     /// and with `keepsHidden` as many hidden states of `dim` (else empty).
-    public struct Output {
+    public struct Output: Sendable {
         public var logits: [Float]
         public var hidden: [Float]
     }
@@ -138,7 +138,7 @@ public final class Model: @unchecked Sendable {
     /// matrix goes over the positions of all rows in one product, at most `maxBatch` at a time:
     /// decoding is bound by reading the weights, so several rows cost little more than one.
     /// Attention runs per row over its own cache. The logits of a position do not depend on how
-    /// the input is split into calls.
+    /// the input is split into calls, chunks or rows.
     public func forward(_ rows: [Row]) throws -> [Output] {
         guard !rows.isEmpty else { throw ModelError.emptyInput }
         for row in rows { try check(row) }
