@@ -93,7 +93,7 @@ extension RelayCommand {
                     var times: [Double] = []
                     for _ in 0..<max(repetitions, 5) {
                         for c in caches { c.truncate(to: context.count) }
-                        times.append(try timed { _ = try m.forward(decoding: Array(repeating: 1, count: n), caches: Array(caches.prefix(n))) })
+                        times.append(try timed { _ = try m.forward(caches.prefix(n).map { Model.Row(cache: $0, tokens: [1]) }) })
                     }
                     batched.append((n, median(times)))
                 }

@@ -20,13 +20,33 @@ struct MultiSequenceTests {
         }
         var next = prompts.map { $0.last! }
         for _ in 0..<3 {
-            let rows = try m.forward(decoding: next, caches: batched)
+            let rows = try m.forward(zip(next, batched).map { Model.Row(cache: $1, tokens: [$0]) }).map(\.logits)
             for i in prompts.indices {
                 let alone = try m.forward([next[i]], cache: single[i])
                 #expect(rows[i] == alone, "sequence \(i): logits differ")
                 #expect(batched[i].count == single[i].count)
             }
             next = rows.map { row in Int32(row.indices.max { row[$0] < row[$1] }!) }
+        }
+    }
+
+    @Test("rows of several tokens, split across chunks of one forward, get exactly what each row gets alone", arguments: [0, 1])
+    func rowsMatchAlone(index: Int) throws {
+        let m = Self.models[index].1()
+        let chunked = try Model(path: m.file.path, maxBatch: 4)   // rows span chunks, chunks hold parts of several rows
+        let prompts = Self.prompts.map { m.tokenizer.encode($0, addBOS: m.tokenizer.addBOS) }
+        let wanted: [Model.LogitsWanted] = [.last, .all, .from(3), .all]
+        func rows(_ model: Model) -> [Model.Row] {
+            prompts.indices.map { i in
+                Model.Row(cache: model.makeCache(capacity: 64), tokens: prompts[i], logits: wanted[i], vocabulary: i == 3 ? 300 : nil, keepsHidden: i == 1)
+            }
+        }
+        let together = try chunked.forward(rows(chunked))
+        for (i, row) in rows(m).enumerated() {
+            let alone = try m.forward([row])[0]
+            #expect(together[i].logits == alone.logits && together[i].hidden == alone.hidden, "row \(i)")
+            let positions = [1, prompts[i].count, prompts[i].count - 3, prompts[i].count][i]
+            #expect(alone.logits.count == positions * (i == 3 ? 300 : m.config.vocabSize) && alone.hidden.count == (i == 1 ? positions * m.config.dim : 0))
         }
     }
 
@@ -54,6 +74,6 @@ struct MultiSequenceTests {
     func duplicateCache() throws {
         let m = TestModels.smol
         let cache = m.makeCache(capacity: 8)
-        #expect(throws: ModelError.self) { try m.forward(decoding: [1, 2], caches: [cache, cache]) }
+        #expect(throws: ModelError.self) { try m.forward([Model.Row(cache: cache, tokens: [1]), Model.Row(cache: cache, tokens: [2])]) }
     }
 }

@@ -208,7 +208,8 @@ struct RelayLLMTests {
         let m = Models.smol
         let tokens = m.tokenizer.encode("The capital of France is", addBOS: false)
         let plain = try m.forward(tokens, cache: m.makeCache(capacity: 64), logits: .all)
-        let (logits, hidden) = try m.forwardWithHidden(tokens, cache: m.makeCache(capacity: 64), logits: .all)
+        let out = try m.forward([Model.Row(cache: m.makeCache(capacity: 64), tokens: tokens, logits: .all, keepsHidden: true)])[0]
+        let (logits, hidden) = (out.logits, out.hidden)
         #expect(logits == plain)
         #expect(hidden.count == tokens.count * m.config.dim)
         #expect(hidden.allSatisfy(\.isFinite) && hidden.contains { $0 != 0 })

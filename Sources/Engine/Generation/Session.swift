@@ -49,20 +49,16 @@ public final class Session: @unchecked Sendable {
 
         let new = Array(target[keep...])
         let start = Date()
-        let wanted: Model.LogitsWanted = logitsFrom.map { .from($0 - keep) } ?? .last
-        let logits: [Float]
-        if keepsHidden {
-            (logits, hidden) = try model.forwardWithHidden(new, cache: cache, logits: wanted)
-        } else if new.count == 1 && logitsFrom == nil && vocabulary == nil {
-            // A single decode step may share its forward with other sequences' steps (server slots).
-            logits = try model.decode(new[0], cache: cache)
-        } else {
-            logits = try model.forward(new, cache: cache, logits: wanted, vocabulary: vocabulary)
-        }
+        let row = Model.Row(cache: cache, tokens: new, logits: logitsFrom.map { .from($0 - keep) } ?? .last,
+                            vocabulary: vocabulary, keepsHidden: keepsHidden)
+        // A plain decode step may share its forward with other sessions' steps (server slots).
+        let batched = new.count == 1 && logitsFrom == nil && vocabulary == nil && !keepsHidden
+        let out = try batched ? model.batcher.run(row, model: model) : model.forward([row])[0]
+        if keepsHidden { hidden = out.hidden }
         let elapsed = Date().timeIntervalSince(start)
         if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }
         tokens = target
-        return logits
+        return out.logits
     }
 
     public func resetTimings() {

@@ -93,109 +93,177 @@ public final class Model: @unchecked Sendable {
     /// they run one at a time, whichever thread or model they come from (server slots).
     static let engineLock = NSLock()
 
-    /// Which positions of a forward call need logits.
-    public enum LogitsWanted: Equatable {
+    /// Which positions of a row need logits.
+    public enum LogitsWanted: Equatable, Sendable {
         case last
         case all
-        /// Every position from this index of the input on.
+        /// Every position from this index of the row's tokens on.
         case from(Int)
     }
 
-    /// Runs `tokens` at positions cache.count ..< cache.count + tokens.count, appends their keys and
-    /// values to the cache, and returns logits, one row of `vocabSize` per wanted position; with
-    /// `vocabulary`, rows of only the first that many token ids (a cheaper output layer for drafts).
-    /// The logits of a position do not depend on how the input is split into calls.
-    public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last, vocabulary: Int? = nil) throws -> [Float] {
-        try run(tokens, cache: cache, wanted: wanted, keepHidden: false, vocabulary: vocabulary).logits
+    /// One sequence in a forward call: the tokens to append to its cache, and what to return for them.
+    public struct Row: Sendable {
+        public let cache: KVCache
+        public let tokens: [Int32]
+        public var logits: LogitsWanted
+        /// Logits over only the first that many token ids (a cheaper output layer for drafts).
+        public var vocabulary: Int?
+        /// Also return the last hidden state (after the final norm, the input of the output matrix)
+        /// of each wanted position: what a head trained on top of the frozen model reads.
+        public var keepsHidden: Bool
+
+        public init(cache: KVCache, tokens: [Int32], logits: LogitsWanted = .last, vocabulary: Int? = nil, keepsHidden: Bool = false) {
+            (self.cache, self.tokens, self.logits, self.vocabulary, self.keepsHidden) = (cache, tokens, logits, vocabulary, keepsHidden)
+        }
+
+        /// Index of the first token whose logits are wanted.
+        var firstWanted: Int {
+            switch logits {
+            case .last: tokens.count - 1
+            case .all: 0
+            case .from(let i): min(max(i, 0), tokens.count - 1)
+            }
+        }
     }
 
-    /// `forward`, and also the last hidden state (after the final norm, the input of the output
-    /// matrix) of each wanted position, one row of `dim` per row of logits: what a head trained on
-    /// top of the frozen model reads.
-    public func forwardWithHidden(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last) throws -> (logits: [Float], hidden: [Float]) {
-        try run(tokens, cache: cache, wanted: wanted, keepHidden: true, vocabulary: nil)
+    /// What a forward returns for one row: logits, one row of its vocabulary per wanted position,
+    /// and with `keepsHidden` as many hidden states of `dim` (else empty).
+    public struct Output: Sendable {
+        public var logits: [Float]
+        public var hidden: [Float]
     }
 
-    func run(_ tokens: [Int32], cache: KVCache, wanted: LogitsWanted, keepHidden: Bool, vocabulary: Int?) throws -> (logits: [Float], hidden: [Float]) {
-        guard !tokens.isEmpty else { throw ModelError.emptyInput }
-        guard cache.count + tokens.count <= cache.capacity else {
-            throw ModelError.contextOverflow(needed: cache.count + tokens.count, contextSize: cache.capacity)
+    /// Runs each row's tokens at positions cache.count ..< cache.count + tokens.count of its own
+    /// cache, appends their keys and values to it, and returns each row's output. Every weight
+    /// matrix goes over the positions of all rows in one product, at most `maxBatch` at a time:
+    /// decoding is bound by reading the weights, so several rows cost little more than one.
+    /// Attention runs per row over its own cache. The logits of a position do not depend on how
+    /// the input is split into calls, chunks or rows.
+    public func forward(_ rows: [Row]) throws -> [Output] {
+        guard !rows.isEmpty else { throw ModelError.emptyInput }
+        for row in rows { try check(row) }
+        guard Set(rows.map { ObjectIdentifier($0.cache) }).count == rows.count else {
+            throw ModelError.badConfig(path: file.path, detail: "a cache appears twice in one forward")
         }
-        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
-            throw TokenizerError.invalidToken(t)
+        // Every row's logits and hidden states in one buffer each, row after row, from these offsets.
+        let D = config.dim, V = rows.map { min($0.vocabulary ?? config.vocabSize, config.vocabSize) }
+        var logitsAt = [0], hiddenAt = [0]
+        for (r, row) in rows.enumerated() {
+            let n = row.tokens.count - row.firstWanted
+            logitsAt.append(logitsAt[r] + n * V[r])
+            hiddenAt.append(hiddenAt[r] + (row.keepsHidden ? n * D : 0))
         }
-        let first: Int
-        switch wanted {
-        case .last: first = tokens.count - 1
-        case .all: first = 0
-        case .from(let i): first = min(max(i, 0), tokens.count - 1)
-        }
+        var logits = [Float](repeating: 0, count: logitsAt[rows.count]), hidden = [Float](repeating: 0, count: hiddenAt[rows.count])
         Model.engineLock.lock()
         defer { Model.engineLock.unlock() }
-        return evaluate(tokens, cache: cache, firstLogitRow: first, keepHidden: keepHidden, vocabulary: vocabulary)
+        logits.withUnsafeMutableBufferPointer { lp in
+            hidden.withUnsafeMutableBufferPointer { hp in
+                // The rows' positions in order, cut into chunks of at most maxBatch (a row may span chunks).
+                var parts: [Part] = [], size = 0
+                for (r, row) in rows.enumerated() {
+                    var i = 0
+                    while i < row.tokens.count {
+                        let n = min(maxBatch - size, row.tokens.count - i)
+                        let wanted = min(max(row.firstWanted - i, 0), n) ..< n
+                        let done = max(i + wanted.lowerBound - row.firstWanted, 0)   // wanted positions in earlier chunks
+                        parts.append(Part(cache: row.cache, tokens: row.tokens[i ..< i + n], wanted: wanted, vocabulary: V[r],
+                                          logits: lp.baseAddress! + logitsAt[r] + done * V[r],
+                                          hidden: row.keepsHidden ? hp.baseAddress! + hiddenAt[r] + done * D : nil))
+                        size += n; i += n
+                        if size == maxBatch { forwardChunk(parts); parts = []; size = 0 }
+                    }
+                }
+                if !parts.isEmpty { forwardChunk(parts) }
+            }
+        }
+        if rows.count == 1 { return [Output(logits: logits, hidden: hidden)] }
+        return rows.indices.map { Output(logits: Array(logits[logitsAt[$0] ..< logitsAt[$0 + 1]]), hidden: Array(hidden[hiddenAt[$0] ..< hiddenAt[$0 + 1]])) }
     }
 
-    /// `forward` after its checks, with the engine lock held.
-    func evaluate(_ tokens: [Int32], cache: KVCache, firstLogitRow first: Int, keepHidden: Bool = false,
-                  vocabulary: Int? = nil) -> (logits: [Float], hidden: [Float]) {
-        let V = min(vocabulary ?? config.vocabSize, config.vocabSize), D = config.dim
-        var out = [Float](repeating: 0, count: (tokens.count - first) * V)
-        var hidden = [Float](repeating: 0, count: keepHidden ? (tokens.count - first) * D : 0)
-        var start = 0
-        while start < tokens.count {
-            let n = min(maxBatch, tokens.count - start)
-            let rows = min(max(first - start, 0), n) ..< n
-            let written = max(start - first, 0)
-            out.withUnsafeMutableBufferPointer { o in
-                hidden.withUnsafeMutableBufferPointer { h in
-                    forwardBatch(Array(tokens[start ..< start + n]), cache: cache, logitRows: rows, vocabulary: V,
-                                 into: o.baseAddress! + written * V, hidden: keepHidden ? h.baseAddress! + written * D : nil)
-                }
-            }
-            start += n
+    /// `forward` of one row, for its logits.
+    public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted = .last, vocabulary: Int? = nil) throws -> [Float] {
+        try forward([Row(cache: cache, tokens: tokens, logits: wanted, vocabulary: vocabulary)])[0].logits
+    }
+
+    /// A row fits its cache, which this model made, and holds token ids of this model.
+    func check(_ row: Row) throws {
+        let cache = row.cache
+        guard !row.tokens.isEmpty else { throw ModelError.emptyInput }
+        guard cache.layers == config.layers, cache.width == config.kvHeads * config.headDim else {
+            throw ModelError.badConfig(path: file.path, detail: "a KV cache of \(cache.layers) layers of width \(cache.width) made by another model")
         }
-        return (out, hidden)
+        guard cache.count + row.tokens.count <= cache.capacity else {
+            throw ModelError.contextOverflow(needed: cache.count + row.tokens.count, contextSize: cache.capacity)
+        }
+        for t in row.tokens where t < 0 || Int(t) >= config.vocabSize { throw TokenizerError.invalidToken(t) }
+        if let v = row.vocabulary, v < 1 { throw ModelError.badSize("logits over \(v) token ids") }
+    }
+
+    /// A row's tokens in one chunk, the indices among them whose logits are wanted, and where those
+    /// logits (rows of `vocabulary`) and hidden states go.
+    struct Part {
+        let cache: KVCache
+        let tokens: ArraySlice<Int32>
+        let wanted: Range<Int>
+        let vocabulary: Int
+        let logits: UnsafeMutablePointer<Float>
+        let hidden: UnsafeMutablePointer<Float>?
     }
 
     /// One forward over at most `maxBatch` positions, written like llama2.c's `forward`.
-    func forwardBatch(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>, vocabulary: Int, into logits: UnsafeMutablePointer<Float>,
-                      hidden: UnsafeMutablePointer<Float>? = nil) {
+    func forwardChunk(_ parts: [Part]) {
         let c = config, s = scratch
-        let T = tokens.count, pos0 = cache.count
-        let dim = c.dim, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd
+        let T = parts.reduce(0) { $0 + $1.tokens.count }
+        let dim = c.dim, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, half = c.ropeDims / 2
 
-        // Token embeddings -> x (T, dim)
-        for (t, token) in tokens.enumerated() { embedding.row(Int(token), into: s.x + t * dim) }
-
-        // RoPE angles for the new positions (T, ropeDims/2)
-        let half = c.ropeDims / 2
-        for t in 0..<T {
-            ropeAngles(position: pos0 + t, dims: c.ropeDims, base: c.ropeBase, positionScale: c.ropePositionScale,
-                       freqFactors: ropeFreqFactors, cos: s.cos + t * half, sin: s.sin + t * half)
+        // Token embeddings -> x (T, dim); RoPE angles at each row's own positions (T, ropeDims/2)
+        var t = 0
+        for p in parts {
+            for (i, token) in p.tokens.enumerated() {
+                embedding.row(Int(token), into: s.x + t * dim)
+                ropeAngles(position: p.cache.count + i, dims: c.ropeDims, base: c.ropeBase, positionScale: c.ropePositionScale,
+                           freqFactors: ropeFreqFactors, cos: s.cos + t * half, sin: s.sin + t * half)
+                t += 1
+            }
         }
 
         for (l, w) in layers.enumerated() {
             // Attention input norm: xb = rmsnorm(x)
             for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.attnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
 
-            // q (T, qDim); k, v written straight into the cache rows of the new positions (T, kvDim)
-            let kRows = cache.keys(layer: l) + pos0 * kvDim
-            let vRows = cache.values(layer: l) + pos0 * kvDim
+            // q (T, qDim), k and v (T, kvDim): one product each over every row's positions
             w.wq.apply(s.xb, count: T, into: s.q)
-            w.wk.apply(s.xb, count: T, into: kRows)
-            w.wv.apply(s.xb, count: T, into: vRows)
+            w.wk.apply(s.xb, count: T, into: s.k)
+            w.wv.apply(s.xb, count: T, into: s.v)
             for t in 0..<T {
-                finishQKV(w, q: s.q + t * qDim, k: kRows + t * kvDim, v: vRows + t * kvDim, cos: s.cos + t * half, sin: s.sin + t * half)
+                finishQKV(w, q: s.q + t * qDim, k: s.k + t * kvDim, v: s.v + t * kvDim, cos: s.cos + t * half, sin: s.sin + t * half)
             }
 
-            // Causal attention over positions 0 ... pos0 + t -> att (T, qDim)
-            attention(q: s.q, k: cache.keys(layer: l), v: cache.values(layer: l), out: s.att, count: T, start: pos0,
-                      heads: c.heads, kvHeads: c.kvHeads, headDim: hd, kvStride: kvDim, scale: 1 / Float(hd).squareRoot())
+            // Per row: k and v into its cache, then causal attention over its positions 0 ... count + i -> att (T, qDim)
+            var t0 = 0
+            for p in parts {
+                let n = p.tokens.count, pos0 = p.cache.count, keys = p.cache.keys(layer: l), values = p.cache.values(layer: l)
+                (keys + pos0 * kvDim).update(from: s.k + t0 * kvDim, count: n * kvDim)
+                (values + pos0 * kvDim).update(from: s.v + t0 * kvDim, count: n * kvDim)
+                attention(q: s.q + t0 * qDim, k: keys, v: values, out: s.att + t0 * qDim, count: n, start: pos0,
+                          heads: c.heads, kvHeads: c.kvHeads, headDim: hd, kvStride: kvDim, scale: 1 / Float(hd).squareRoot())
+                t0 += n
+            }
 
-            outputAndFeedForward(w, count: T)
+            // Output projection and residual: x += Wo att
+            w.wo.apply(s.att, count: T, into: s.xb)
+            addInPlace(s.x, s.xb, n: T * dim)
+
+            // Feed-forward: x += down(silu(gate(xn)) * up(xn))
+            for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.ffnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
+            w.gate.apply(s.xb, count: T, into: s.hb)
+            w.up.apply(s.xb, count: T, into: s.hb2)
+            swiglu(s.hb, s.hb2, n: T * c.ffnDim)
+            w.down.apply(s.hb, count: T, into: s.xb)
+            addInPlace(s.x, s.xb, n: T * dim)
         }
-        cache.advance(by: T)
-        projectLogits(rows: logitRows, vocabulary: vocabulary, into: logits, hidden: hidden)
+        for p in parts { p.cache.advance(by: p.tokens.count) }
+        projectLogits(parts)
     }
 
     /// Biases, Qwen3's q/k norms and RoPE for one position's q, k and v (in place).
@@ -214,103 +282,25 @@ public final class Model: @unchecked Sendable {
         for h in 0..<c.kvHeads { rope(k + h * hd, cos: cos, sin: sin, dims: c.ropeDims, neox: c.ropeNeox) }
     }
 
-    /// The rest of a layer once attention wrote `scratch.att` (T, qDim): the output projection, the
-    /// feed-forward block and both residuals.
-    func outputAndFeedForward(_ w: Layer, count T: Int) {
-        let c = config, s = scratch, dim = c.dim
-        // Output projection and residual: x += Wo att
-        w.wo.apply(s.att, count: T, into: s.xb)
-        addInPlace(s.x, s.xb, n: T * dim)
-
-        // Feed-forward: x += down(silu(gate(xn)) * up(xn))
-        for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.ffnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
-        w.gate.apply(s.xb, count: T, into: s.hb)
-        w.up.apply(s.xb, count: T, into: s.hb2)
-        swiglu(s.hb, s.hb2, n: T * c.ffnDim)
-        w.down.apply(s.hb, count: T, into: s.xb)
-        addInPlace(s.x, s.xb, n: T * dim)
-    }
-
-    /// Final norm and the output projection (over the first `vocabulary` token ids), only for the
-    /// rows that need logits; the normed rows also go to `hidden` when given.
-    func projectLogits(rows: Range<Int>, vocabulary: Int? = nil, into logits: UnsafeMutablePointer<Float>,
-                       hidden: UnsafeMutablePointer<Float>? = nil) {
-        guard !rows.isEmpty else { return }
+    /// Final norm and the output projection, only for the positions that need logits. Parts whose
+    /// logits lie side by side with one vocabulary (a row, or decode steps of several) share a product.
+    func projectLogits(_ parts: [Part]) {
         let s = scratch, dim = config.dim
-        for (i, t) in rows.enumerated() {
-            rmsNorm(s.x + t * dim, weight: outputNorm, into: s.xb + i * dim, n: dim, eps: config.rmsEps)
-        }
-        hidden?.update(from: s.xb, count: rows.count * dim)
-        output.apply(s.xb, count: rows.count, into: logits, rows: vocabulary)
-    }
-
-    // MARK: Several sequences in one forward
-
-    /// One decode step for several sequences at once (server slots): sequence i appends `tokens[i]`
-    /// to `caches[i]`. The new tokens go through every weight matrix in one batched product, which
-    /// costs little more than one token because decoding is bound by reading the weights;
-    /// attention runs per sequence over its own cache. Returns the logits of each sequence's new
-    /// position. The single-sequence `forward` is unchanged.
-    /// One decode step of one sequence, batched with the decode steps other threads are making
-    /// on this model at the same moment (see `DecodeBatcher`). Returns the new position's logits.
-    public func decode(_ token: Int32, cache: KVCache) throws -> [Float] {
-        guard cache.count + 1 <= cache.capacity else { throw ModelError.contextOverflow(needed: cache.count + 1, contextSize: cache.capacity) }
-        guard token >= 0, Int(token) < config.vocabSize else { throw TokenizerError.invalidToken(token) }
-        return batcher.run(token, cache: cache, model: self)
-    }
-
-    public func forward(decoding tokens: [Int32], caches: [KVCache]) throws -> [[Float]] {
-        guard !tokens.isEmpty, tokens.count == caches.count else { throw ModelError.emptyInput }
-        guard tokens.count <= maxBatch else { throw ModelError.badConfig(path: file.path, detail: "\(tokens.count) sequences exceed the batch of \(maxBatch)") }
-        guard Set(caches.map(ObjectIdentifier.init)).count == caches.count else {
-            throw ModelError.badConfig(path: file.path, detail: "a cache appears twice in one batched forward")
-        }
-        for (t, cache) in zip(tokens, caches) {
-            guard cache.count + 1 <= cache.capacity else { throw ModelError.contextOverflow(needed: cache.count + 1, contextSize: cache.capacity) }
-            guard t >= 0, Int(t) < config.vocabSize else { throw TokenizerError.invalidToken(t) }
-        }
-        let V = config.vocabSize
-        var out = [Float](repeating: 0, count: tokens.count * V)
-        Model.engineLock.lock()
-        defer { Model.engineLock.unlock() }
-        out.withUnsafeMutableBufferPointer { forwardSequences(tokens, caches: caches, into: $0.baseAddress!) }
-        return (0..<tokens.count).map { Array(out[$0 * V ..< ($0 + 1) * V]) }
-    }
-
-    /// `forwardBatch` for one new position in each of several caches: k and v go through scratch
-    /// rows and are then copied to their own cache.
-    func forwardSequences(_ tokens: [Int32], caches: [KVCache], into logits: UnsafeMutablePointer<Float>) {
-        let c = config, s = scratch
-        let T = tokens.count
-        let dim = c.dim, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, half = c.ropeDims / 2
-
-        // Token embeddings -> x (T, dim); RoPE angles at each sequence's own position (T, ropeDims/2)
-        for (t, token) in tokens.enumerated() {
-            embedding.row(Int(token), into: s.x + t * dim)
-            ropeAngles(position: caches[t].count, dims: c.ropeDims, base: c.ropeBase, positionScale: c.ropePositionScale,
-                       freqFactors: ropeFreqFactors, cos: s.cos + t * half, sin: s.sin + t * half)
-        }
-
-        for (l, w) in layers.enumerated() {
-            for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.attnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
-
-            // q, k, v for every sequence in one product each -> (T, qDim), (T, kvDim)
-            w.wq.apply(s.xb, count: T, into: s.q)
-            w.wk.apply(s.xb, count: T, into: s.k)
-            w.wv.apply(s.xb, count: T, into: s.v)
-            for (t, cache) in caches.enumerated() {
-                let k = s.k + t * kvDim, v = s.v + t * kvDim
-                finishQKV(w, q: s.q + t * qDim, k: k, v: v, cos: s.cos + t * half, sin: s.sin + t * half)
-                (cache.keys(layer: l) + cache.count * kvDim).update(from: k, count: kvDim)
-                (cache.values(layer: l) + cache.count * kvDim).update(from: v, count: kvDim)
-                // Attention of this sequence's new position over its own cache
-                attention(q: s.q + t * qDim, k: cache.keys(layer: l), v: cache.values(layer: l), out: s.att + t * qDim, count: 1,
-                          start: cache.count, heads: c.heads, kvHeads: c.kvHeads, headDim: hd, kvStride: kvDim, scale: 1 / Float(hd).squareRoot())
+        var runs: [(first: Int, count: Int, into: UnsafeMutablePointer<Float>, vocabulary: Int)] = []
+        var t = 0, w = 0   // the part's first position in the chunk, its first normed row in xb
+        for p in parts {
+            for (j, i) in p.wanted.enumerated() {
+                rmsNorm(s.x + (t + i) * dim, weight: outputNorm, into: s.xb + (w + j) * dim, n: dim, eps: config.rmsEps)
             }
-            outputAndFeedForward(w, count: T)
+            p.hidden?.update(from: s.xb + w * dim, count: p.wanted.count * dim)
+            if let r = runs.last, r.vocabulary == p.vocabulary, r.into + r.count * r.vocabulary == p.logits {
+                runs[runs.count - 1].count += p.wanted.count
+            } else if !p.wanted.isEmpty {
+                runs.append((w, p.wanted.count, p.logits, p.vocabulary))
+            }
+            t += p.tokens.count; w += p.wanted.count
         }
-        for cache in caches { cache.advance(by: 1) }
-        projectLogits(rows: 0..<T, into: logits)
+        for r in runs { output.apply(s.xb + r.first * dim, count: r.count, into: r.into, rows: r.vocabulary) }
     }
 }
 
