@@ -12,7 +12,7 @@ func sampleConfig(maxTokens: Int = 1024, largePath: String = "/models/large.gguf
 func sampleRecord(_ id: String, _ mode: String, correct: Bool = true, seconds: Double = 1,
                   tokens: [String: Int] = [RoleKey.large: 10]) -> EvalRecord {
     EvalRecord(id: id, mode: mode, output: "… \\boxed{18}", extracted: "18", reference: correct ? "18" : "19",
-               correct: correct, Telemetry(tokens: tokens, seconds: seconds))
+               correct: correct, telemetry: Telemetry(tokens: tokens, seconds: seconds))
 }
 
 func readText(_ path: String) -> String {
