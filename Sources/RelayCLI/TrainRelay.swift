@@ -4,6 +4,7 @@ import Engine
 import Eval
 import Foundation
 import Relay
+import Training
 
 extension RelayCommand {
     struct TrainRelay: ParsableCommand {
