@@ -3,7 +3,7 @@ import Engine
 
 /// The test model, loaded once per process (as in RelayTests).
 enum Models {
-    nonisolated(unsafe) static let smol = try! Model(path: AssetStore().modelPath("smollm2-135m"))
+    static let smol = try! Model(path: AssetStore().modelPath("smollm2-135m"))
 }
 
 func chatPrompt(_ m: Model, _ text: String) throws -> [Int32] {
