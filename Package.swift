@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "Assets", swiftSettings: checked),
         .target(name: "Relay", dependencies: ["Engine", "GGUF"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: checked),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: checked),
+        // Offline work (RelayGen's cue calibration, RelayLLM's head training): nothing at inference depends on it.
+        .target(name: "Training", dependencies: ["Engine", "Relay", "Eval"], swiftSettings: checked),
         .target(name: "Remote", dependencies: ["Engine", "Relay", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
                 swiftSettings: checked),
@@ -44,7 +46,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",
-            dependencies: ["Engine", "Relay", "Eval", "Kernels", "GGUF", "Assets", "Remote", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Engine", "Relay", "Eval", "Training", "Kernels", "GGUF", "Assets", "Remote", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: checked),
         // Fuzz targets (scripts/fuzz.sh builds relay-fuzz with libFuzzer; FuzzTests replay the corpus).
         .target(name: "FuzzTargets", dependencies: ["GGUF", "Engine", "Kernels", "Relay", "Eval", "Server"], swiftSettings: checked),
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Relay", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Relay", "Engine", "Eval", "Assets", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "Relay", "Engine", "Server", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets",
                                                         .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -72,14 +72,15 @@ public struct RelayHead: Codable, Sendable, Equatable {
         return hidden + [1 / sum, entropy]
     }
 
-    func standardised(_ x: [Float]) -> [Float] {
+    /// Features standardised with `mean` and `scale` (what the linear maps read).
+    public func standardised(_ x: [Float]) -> [Float] {
         var z = x
         for i in z.indices { z[i] = (z[i] - mean[i]) / scale[i] }
         return z
     }
 
     /// The call logit and the length logits of standardised features `z`.
-    func logits(_ z: [Float]) -> (call: Float, lengths: [Float]) {
+    public func logits(_ z: [Float]) -> (call: Float, lengths: [Float]) {
         let F = features
         var c = callBias
         for i in 0..<F { c += callWeights[i] * z[i] }
@@ -153,14 +154,14 @@ public struct RelayHead: Codable, Sendable, Equatable {
     }
 }
 
-func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+public func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
 
 extension RelayHead {
     /// The call probability of training rollouts: p mixed with a floor rate `explore`.
-    static func explored(_ p: Float, _ explore: Float) -> Float { explore + (1 - explore) * p }
+    public static func explored(_ p: Float, _ explore: Float) -> Float { explore + (1 - explore) * p }
 }
 
-func softmax(_ x: [Float]) -> [Float] {
+public func softmax(_ x: [Float]) -> [Float] {
     let m = x.max() ?? 0
     let e = x.map { expf($0 - m) }
     let s = e.reduce(0, +)

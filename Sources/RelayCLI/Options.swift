@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import Kernels
 import Relay
+import Training
 
 /// Model selection and run-time settings shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
@@ -173,6 +174,13 @@ func positiveIntegers(_ list: String) -> [Int]? {
     let n = list.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard n.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
     return n.map { $0! }
+}
+
+/// Runs library work whose errors about what the command was given (`TrainingError`) read as bad
+/// flags do, with the usage.
+@discardableResult
+func validating<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as TrainingError { throw ValidationError(error.description) }
 }
 
 /// Writes to stderr, unbuffered.

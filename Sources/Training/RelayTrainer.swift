@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Relay
 
 /// Training of RelayLLM's call head with the backbone frozen, in two stages (arXiv 2601.05167,
 /// scaled to a head): a supervised warm-up on positions where the large model's help pays, then
