@@ -24,12 +24,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // SHA-256 for model identities (already in the graph through swift-nio-extras).
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "GGUF", swiftSettings: checked),
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: unchecked),
-        .target(name: "Engine", dependencies: ["GGUF", "Kernels"], swiftSettings: checked),
+        .target(name: "Engine", dependencies: ["GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
         .target(name: "Assets", swiftSettings: checked),
         .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: checked),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: checked),
