@@ -33,7 +33,13 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: unchecked),
         .target(name: "Engine", dependencies: ["GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
         .target(name: "Assets", swiftSettings: checked),
-        .target(name: "Relay", dependencies: ["Engine"], resources: [.copy("Cues"), .copy("Heads")], swiftSettings: checked),
+        // The shipped cue files and call heads, compiled in (ShippedFiles.swift lists them). A target of
+        // their own: the 81 KB head as a byte-array literal takes about 17 s to compile, paid only when
+        // a shipped file changes.
+        .target(name: "ShippedFiles", exclude: ["Cues/README.md", "Heads/README.md"],
+                resources: [.embedInCode("Cues/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.json"), .embedInCode("Cues/SmolLM2-135M-Instruct.Q4_1.json"),
+                            .embedInCode("Heads/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.json")]),
+        .target(name: "Relay", dependencies: ["Engine", "ShippedFiles"], swiftSettings: checked),
         .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: checked),
         .target(name: "Remote", dependencies: ["Engine", "Relay", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
@@ -55,7 +61,7 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "GGUF"], swiftSettings: checked),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets", "TestSupport"], swiftSettings: checked),
-        .testTarget(name: "RelayTests", dependencies: ["Relay", "Assets", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "RelayTests", dependencies: ["Relay", "ShippedFiles", "Assets", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets",

@@ -84,9 +84,7 @@ public enum Modes {
         }
         func relayGen(speculative: Bool) throws -> DecodingStrategy {
             let small = try need(.small)
-            guard var cues = try (settings.cues ?? pair.large.flatMap { try CueSet.shipped(for: $0.model) })?.cues.map(\.text) else {
-                throw ModeError.missingCues(mode: name)
-            }
+            var cues = try CueSet.forMode(name, given: settings.cues, large: pair.large?.model, small: small.model).cues.map(\.text)
             cues = Array(cues.prefix(try parameter("top-cues", { Int($0) }, default: cues.count, valid: { $0 > 0 })))
             var gen = RelayGen.Settings(cues: cues)
             gen.smallPMin = try parameter("small-p-min", { Float($0) }, default: 0, valid: { (0...1).contains($0) })
@@ -121,7 +119,7 @@ public enum Modes {
             var head: RelayHead?
             switch settings.head {
             case .none: head = nil
-            case .shipped: head = try RelayHead.shipped(for: small.model)
+            case .shipped: head = try RelayHead.shipped(for: small.model, large: pair.large?.model)
             case .head(let h, let path):
                 guard h.dim == small.model.config.dim else {
                     throw HeadError.mismatch(path, detail: "hidden size \(h.dim), the small model's is \(small.model.config.dim)")
@@ -160,7 +158,7 @@ public enum Modes {
 public enum ModeError: Error, CustomStringConvertible {
     case unknown(String)
     case missingModel(mode: String, role: Role)
-    case missingCues(mode: String)
+    case missingCues(mode: String, reason: String)
     case badParameter(mode: String, key: String, value: String)
     case needsLocalLarge(mode: String)
     case noLogprobs(mode: String)
@@ -170,10 +168,9 @@ public enum ModeError: Error, CustomStringConvertible {
         case .unknown(let n): return "unknown mode '\(n)' (known: \(Modes.names.joined(separator: ", ")))"
         case .missingModel(let m, let r):
             return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
-        case .missingCues(let m):
-            let why = Shipped.bundle == nil ? "the shipped cue files are not beside this binary (its Relay_Relay.resources folder is missing)"
-                                            : "none ships for this large model"
-            return "mode '\(m)' needs a cue file and \(why): pass --cues FILE (made by `relay calibrate`)"
+        case .missingCues(let m, let reason):
+            return "mode '\(m)' needs a cue file and none fits: \(reason). Calibrate one for these models with "
+                + "`relay calibrate -m LARGE -md SMALL --task math-train --limit 10 --out cues.json` and pass --cues cues.json"
         case .badParameter(let m, let k, let v): return "mode '\(m)': parameter \(k)=\(v) is not valid"
         case .noLogprobs(let m):
             return "mode '\(m)' cannot give log-probabilities: only the modes large and small with a local model (one model writes every token) can"
