@@ -118,7 +118,7 @@ extension CueSet {
                             + Shipped.difference("small", s, recordedSmall, likeness: .sameBase))
         }
         if !warnings.isEmpty {
-            warnings[warnings.count - 1] += ". Cues calibrated for these files may differ: `relay calibrate -m LARGE -md SMALL --out cues.json`, then --cues cues.json"
+            warnings[warnings.count - 1] += ". A cue file calibrated for these files may fit better: `relay calibrate -m LARGE -md SMALL --out cues.json`, then --cues cues.json"
         }
         return .found(found.candidate.file, name: found.candidate.name, warnings: warnings)
     }
