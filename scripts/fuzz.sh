@@ -46,8 +46,8 @@ seed() {  # seed TARGET: the working corpus, with extra seeds that are not in gi
   cp -n Tests/Fuzz/corpus/"$t"/* "$dir"/ 2>/dev/null || true
   case $t in
     gguf) cp -n "$home"/test/*.gguf "$dir"/ 2>/dev/null || true ;;
-    cues) cp -n Sources/Relay/Cues/*.json "$dir"/ ;;
-    head) cp -n Sources/Relay/Heads/*.json "$dir"/ ;;
+    cues) cp -n Sources/ShippedFiles/Cues/*.json "$dir"/ ;;
+    head) cp -n Sources/ShippedFiles/Heads/*.json "$dir"/ ;;
     chat-template)
       python3 - "$dir" "$home"/models/*.gguf "$home"/test/*.gguf <<'PY'
 import sys, os, gguf

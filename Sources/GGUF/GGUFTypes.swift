@@ -38,6 +38,8 @@ public enum GGUFKey {
     public static let architecture = "general.architecture"
     public static let name = "general.name"
     public static let sizeLabel = "general.size_label"
+    /// llama.cpp's `llama_ftype`: the quantisation the file was made with.
+    public static let fileType = "general.file_type"
     public static let alignment = "general.alignment"
 
     public static func arch(_ arch: String, _ suffix: String) -> String { "\(arch).\(suffix)" }

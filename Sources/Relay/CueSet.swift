@@ -15,16 +15,16 @@ public struct CueSet: Codable, Sendable {
     }
     public var model: String?
     public var cues: [Cue]
+    /// The models it was calibrated with (nil in files written before they were recorded): what
+    /// finds a shipped file for the models at hand (`CueSet.shipped(large:small:)`).
+    public var large: ModelIdentity?
+    public var small: ModelIdentity?
 
-    public init(model: String?, cues: [Cue]) {
+    public init(model: String?, cues: [Cue], large: ModelIdentity? = nil, small: ModelIdentity? = nil) {
         self.model = model
         self.cues = cues
-    }
-
-    /// The cue file shipped for a large model (`Cues/<GGUF file name>.json`), if there is one.
-    public static func shipped(for model: Model) throws -> CueSet? {
-        guard let url = Shipped.file(in: "Cues", for: model.file.path) else { return nil }
-        return try load(url.path)
+        self.large = large
+        self.small = small
     }
 
     public static func load(_ path: String) throws -> CueSet {

@@ -171,9 +171,7 @@ struct Builder {
 
     func relayGen(speculative: Bool) throws -> DecodingStrategy {
         let small = try need(.small)
-        guard var cues = try (settings.cues ?? sessions.large.flatMap { try CueSet.shipped(for: $0.model) })?.cues.map(\.text) else {
-            throw ModeError.missingCues(mode: mode.name)
-        }
+        var cues = try CueSet.forMode(mode.name, given: settings.cues, large: sessions.large?.model, small: small.model).cues.map(\.text)
         cues = Array(cues.prefix(self[Parameters.topCues] ?? cues.count))
         let draft = try self.draft()
         var gen = RelayGen.Settings(cues: cues)
@@ -195,7 +193,7 @@ struct Builder {
         var head: RelayHead?
         switch settings.head {
         case .none: head = nil
-        case .shipped: head = try RelayHead.shipped(for: small.model)
+        case .shipped: head = try RelayHead.shipped(for: small.model, large: sessions.large?.model)
         case .head(let h, let path):
             guard h.dim == small.model.config.dim else {
                 throw HeadError.mismatch(path, detail: "hidden size \(h.dim), the small model's is \(small.model.config.dim)")
@@ -358,7 +356,7 @@ public enum ModeError: Error, CustomStringConvertible, Equatable {
     case badFlag(flag: String, rule: String)
     case badDraft(String)
     case missingModel(mode: String, role: Role)
-    case missingCues(mode: String)
+    case missingCues(mode: String, reason: String)
     case needsLocalLarge(mode: String)
     case noLogprobs(mode: String)
 
@@ -377,10 +375,9 @@ public enum ModeError: Error, CustomStringConvertible, Equatable {
         case .badDraft(let detail): return detail
         case .missingModel(let m, let r):
             return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
-        case .missingCues(let m):
-            let why = Shipped.bundle == nil ? "the shipped cue files are not beside this binary (its Relay_Relay.resources folder is missing)"
-                                            : "none ships for this large model"
-            return "mode '\(m)' needs a cue file and \(why): pass --cues FILE (made by `relay calibrate`)"
+        case .missingCues(let m, let reason):
+            return "mode '\(m)' needs a cue file and none fits: \(reason). Calibrate one for these models with "
+                + "`relay calibrate -m LARGE -md SMALL --task math-train --limit 10 --out cues.json` and pass --cues cues.json"
         case .noLogprobs(let m):
             return "mode '\(m)' cannot give log-probabilities: only the modes large and small with a local model (one model writes every token) can"
         case .needsLocalLarge(let m):

@@ -29,6 +29,10 @@ public struct RelayHead: Codable, Sendable, Equatable {
     public var trainedTags: TagVisibility { tags ?? .visible }
     /// How it was trained: settings, and curves (one value per warm-up epoch or GRPO step).
     public var training: Training?
+    /// The small model it reads and the large model it was trained calling (nil in files written
+    /// before they were recorded): what finds a shipped head (`RelayHead.shipped(small:large:)`).
+    public var small: ModelIdentity?
+    public var large: ModelIdentity?
 
     public struct Training: Codable, Sendable, Equatable {
         public var config: [String: String]
@@ -132,25 +136,15 @@ public struct RelayHead: Codable, Sendable, Equatable {
         return nil
     }
 
-    /// The file of the head shipped for a small model (`Heads/<GGUF file name>.json`), if there is one.
-    public static func shippedPath(for model: Model) -> String? {
-        Shipped.file(in: "Heads", for: model.file.path)?.path
-    }
-
-    /// The head shipped for a small model, if there is one.
-    public static func shipped(for model: Model) throws -> RelayHead? {
-        guard let path = shippedPath(for: model) else { return nil }
-        let head = try load(path)
-        guard head.dim == model.config.dim else {
-            throw HeadError.mismatch(path, detail: "hidden size \(head.dim), the small model's is \(model.config.dim)")
-        }
-        return head
-    }
-
     public func write(to path: String) throws {
+        try encoded().write(to: URL(fileURLWithPath: path))
+    }
+
+    /// The file's bytes: compact JSON with sorted keys.
+    func encoded() throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try enc.encode(self).write(to: URL(fileURLWithPath: path))
+        return try enc.encode(self)
     }
 }
 

@@ -72,7 +72,7 @@ extension RelayCommand.EvalCommand {
                          "draft": "max=\(settings.draft.max) min=\(settings.draft.min) p-min=\(settings.draft.pMin) vocab=\(settings.draft.vocabulary)"
                              + (settings.draft.adaptive ? " adaptive" : ""),
                          "relay_head": try headIdentity(relay.relayHead, small: small, store: store)]
-            if let cues = try settings.cues ?? large.flatMap({ try CueSet.shipped(for: $0) }) {
+            if let cues = settings.cues ?? large.flatMap({ l in small.flatMap { CueSet.shipped(large: l, small: $0).file } }) {
                 extra["cues"] = cues.cues.map(\.text).joined(separator: " | ")
             }
             if let remoteLarge { extra["large_url"] = remoteLarge.name } else { extra["relaygen_check_p_min"] = "\(RelayGen.Settings.defaultCheckPMin)" }
@@ -98,8 +98,8 @@ extension RelayCommand.EvalCommand {
             case "none": return "none"
             case let path?: return "\(path) sha256:\(try store.sha256(path).prefix(16))"
             case nil:
-                guard let path = small.flatMap(RelayHead.shippedPath) else { return "shipped (none for this model)" }
-                return "shipped sha256:\(try store.sha256(path).prefix(16))"
+                guard let shipped = small.flatMap({ RelayHead.shippedDigest(for: $0) }) else { return "shipped (none for this model)" }
+                return "shipped sha256:\(shipped.sha256.prefix(16))"
             }
         }
     }

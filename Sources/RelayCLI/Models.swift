@@ -1,13 +1,15 @@
 import ArgumentParser
 import Assets
+import Engine
 import Foundation
+import GGUF
 
 extension RelayCommand {
     struct Models: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "models",
             abstract: "List and download the known models (cached under $RELAY_HOME, default ~/.cache/relay).",
-            subcommands: [List.self, Fetch.self],
+            subcommands: [List.self, Fetch.self, Identity.self],
             defaultSubcommand: List.self)
     }
 }
@@ -63,6 +65,42 @@ extension RelayCommand.Models {
             }
         }
     }
+}
+
+extension RelayCommand.Models {
+    struct Identity: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the identity of models, which finds the shipped cue files and call heads for them.",
+            discussion: "One JSON object per model and line: architecture, sizes, a SHA-256 of the vocabulary, the quantisation and a SHA-256 of a fixed sample of tensor data. The time each took goes to standard error.")
+
+        @Argument(help: "GGUF paths or model names.")
+        var models: [String]
+
+        func run() throws {
+            let store = AssetStore()
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            for name in models {
+                let path: String
+                do { path = try store.resolveModel(name) } catch { throw assetFailure(error) }
+                let file = try GGUFFile(path: path)
+                let (config, tokens) = (try ModelConfig(gguf: file), try file.stringArray(GGUFKey.Tokenizer.tokens))
+                // Timed as a model load computes it: the tokenizer has read the tokens already.
+                let (start, startCPU) = (DispatchTime.now().uptimeNanoseconds, threadCPUNanoseconds())
+                let identity = ModelIdentity(file: file, config: config, tokens: tokens)
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6, cpu = Double(threadCPUNanoseconds() - startCPU) / 1e6
+                writeOut(String(decoding: try enc.encode(identity), as: UTF8.self) + "\n")
+                note(String(format: "%@: identity in %.1f ms (%.1f ms of CPU; %@ file)", name, ms, cpu, formatMB(Int64(file.size))))
+            }
+        }
+    }
+}
+
+/// CPU time of the calling thread: what a computation costs on a machine busy with other work.
+func threadCPUNanoseconds() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
 
 /// Prints `error: MESSAGE` to standard error and returns the exit code to throw.

@@ -53,7 +53,8 @@ public enum CueCalibration {
         var cues = Calibration.score(traces: scored).filter { $0.delta > 0 && $0.count >= settings.minCount }
         if let topCues = settings.topCues { cues = Array(cues.prefix(topCues)) }
         let set = CueSet(model: "\(large.config.name) + \(small.config.name)",
-                         cues: cues.map { CueSet.Cue(text: $0.text, delta: $0.delta, count: $0.count) })
+                         cues: cues.map { CueSet.Cue(text: $0.text, delta: $0.delta, count: $0.count) },
+                         large: ModelIdentity.of(large), small: ModelIdentity.of(small))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try enc.encode(set).write(to: URL(fileURLWithPath: out))

@@ -53,6 +53,8 @@ public enum HeadTraining {
             throw HeadError.mismatch(initial, detail: "hidden size \(head.dim), the small model's is \(small.config.dim)")
         }
         head.tags = t.tags
+        // The models it is trained for: what finds it if it ships (Sources/ShippedFiles/Heads).
+        (head.small, head.large) = (ModelIdentity.of(small), ModelIdentity.of(large))
         var training = head.training ?? RelayHead.Training()
         // A stage run alone prefixes its settings, so a GRPO run keeps the warm-up's beside its own.
         let prefix = stage == .both ? "" : stage.rawValue + "."

@@ -19,7 +19,7 @@ struct Relay {
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
-    static func run(_ args: [String], stdin: String? = nil) throws -> Output {
+    static func run(_ args: [String], stdin: String? = nil, binary: String = Relay.binary) throws -> Output {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
