@@ -95,8 +95,8 @@ struct ShippedTests {
         #expect(withLarge.warnings.first?.contains("Qwen2.5 Coder 1.5B Instruct") == true, "\(withLarge.warnings)")
         #expect(withLarge.warnings.first?.contains("relay train-relay") == true)
         // relayllm picks it up by default.
-        let relay = try #require(try Modes.make("relayllm", pair: ModePair(large: Session(model: small, contextSize: 64), small: Session(model: small, contextSize: 64)),
-                                                settings: Modes.Settings()) as? RelayLLM)
+        let relay = try #require(try Mode.make("relayllm", sessions: SessionPair(large: Session(model: small, contextSize: 64), small: Session(model: small, contextSize: 64)),
+                                                settings: Mode.Settings()) as? RelayLLM)
         #expect((relay.policy as? HeadPolicy)?.head == head)
         // A model of another base gets none, and the reason says how to train one.
         let none = RelayHead.shipped(small: Models.smol, large: nil)
@@ -112,16 +112,16 @@ struct ShippedTests {
         let set = try #require(lookup.file)
         #expect(lookup.warnings.isEmpty, "\(lookup.warnings)")
         #expect(set.cues.map(\.text).contains("So,") && set.large == ModelIdentity.of(smol))
-        _ = try Modes.make("relaygen-sd", pair: ModePair(large: Session(model: smol, contextSize: 64), small: Session(model: smol, contextSize: 64)),
-                           settings: Modes.Settings())
+        _ = try Mode.make("relaygen-sd", sessions: SessionPair(large: Session(model: smol, contextSize: 64), small: Session(model: smol, contextSize: 64)),
+                           settings: Mode.Settings())
 
         // The 0.5B Qwen as the large model: the shipped Qwen file is for the 1.5B.
         let refused = CueSet.shipped(large: Models.qwen, small: Models.qwen)
         #expect(refused.file == nil)
         #expect(refused.reason?.contains("no shipped cue file was calibrated with the large model Qwen2.5 Coder 0.5B Instruct") == true, "\(refused.reason ?? "")")
         do {
-            _ = try Modes.make("relaygen", pair: ModePair(large: Session(model: Models.qwen, contextSize: 64), small: Session(model: Models.qwen, contextSize: 64)),
-                               settings: Modes.Settings())
+            _ = try Mode.make("relaygen", sessions: SessionPair(large: Session(model: Models.qwen, contextSize: 64), small: Session(model: Models.qwen, contextSize: 64)),
+                               settings: Mode.Settings())
             Issue.record("no error")
         } catch {
             #expect("\(error)".contains("needs a cue file and none fits: no shipped cue file"), "\(error)")
@@ -163,11 +163,11 @@ struct ShippedTests {
     func oldFilesByPath() throws {
         let dir = Scratch.directory("old")
         try Data(#"{"model": "x", "cues": [{"text": "So", "delta": 0.1, "count": 3}]}"#.utf8).write(to: URL(fileURLWithPath: dir + "/cues.json"))
-        var settings = Modes.Settings()
+        var settings = Mode.Settings()
         settings.cues = try CueSet.load(dir + "/cues.json")
         #expect(settings.cues?.large == nil)
         // The 0.5B pair has no shipped cue file; a given one is used without looking.
-        _ = try Modes.make("relaygen", pair: ModePair(large: Session(model: Models.qwen, contextSize: 64), small: Session(model: Models.qwen, contextSize: 64)),
+        _ = try Mode.make("relaygen", sessions: SessionPair(large: Session(model: Models.qwen, contextSize: 64), small: Session(model: Models.qwen, contextSize: 64)),
                            settings: settings)
 
         var head = try #require(RelayHead.shipped(small: Models.qwen, large: nil).file)
@@ -176,7 +176,7 @@ struct ShippedTests {
         let loaded = try RelayHead.load(dir + "/head.json")
         #expect(loaded.small == nil)
         settings.head = .head(loaded, path: dir + "/head.json")
-        let relay = try #require(try Modes.make("relayllm", pair: ModePair(large: Session(model: Models.qwen, contextSize: 64), small: Session(model: Models.qwen, contextSize: 64)),
+        let relay = try #require(try Mode.make("relayllm", sessions: SessionPair(large: Session(model: Models.qwen, contextSize: 64), small: Session(model: Models.qwen, contextSize: 64)),
                                                 settings: settings) as? RelayLLM)
         #expect((relay.policy as? HeadPolicy)?.head == loaded)
     }
