@@ -179,7 +179,7 @@ def test_speculative_mode(s):
     spec = chat(c, "Count from 1 to 10.", max_tokens=32, temperature=0, extra_body={"relay_mode": "speculative:draft-vocab=0"})
     assert spec.choices[0].message.content == plain.choices[0].message.content
     t = relay_of(spec)
-    assert t["mode"] == "speculative" and t["drafted"] > 0
+    assert t["mode"] == "speculative:draft-vocab=0" and t["drafted"] > 0
     # The same model drafts and verifies: every draft is accepted.
     assert t["accepted"] == t["drafted"] and t["acceptance_rate"] == 1.0
 

@@ -69,20 +69,11 @@ extension RelayCommand {
         var settings: HeadTraining.Settings {
             var s = HeadTraining.Settings(largeName: model.model, smallName: model.draftModel ?? "", task: task, out: out)
             (s.offset, s.limit, s.stage, s.initial, s.batch, s.epochs, s.contextSize) = (offset, limit, stage, initial, batch, epochs, model.ctxSize)
-            s.trainer.maxTokens = maxTokens
-            s.trainer.temperature = temperature
-            s.trainer.k = k
-            s.trainer.probes = probes
-            s.trainer.probeLengths = lengths!   // checked in validate()
-            s.trainer.unprobed = unprobed
-            s.trainer.decisive = decisive
-            s.trainer.explore = explore
-            s.trainer.tags = tags
-            s.trainer.warmupLR = warmupLR
-            s.trainer.callRate = callRate
-            s.trainer.groupSize = groupSize
-            s.trainer.lr = lr
-            s.trainer.seed = seed
+            (s.trainer.maxTokens, s.trainer.temperature, s.trainer.k, s.trainer.seed) = (maxTokens, temperature, k, seed)
+            // probeLengths: checked in validate()
+            (s.trainer.probes, s.trainer.probeLengths, s.trainer.unprobed, s.trainer.decisive) = (probes, lengths!, unprobed, decisive)
+            (s.trainer.explore, s.trainer.tags, s.trainer.callRate, s.trainer.groupSize) = (explore, tags, callRate, groupSize)
+            (s.trainer.warmupLR, s.trainer.lr) = (warmupLR, lr)
             return s
         }
     }
