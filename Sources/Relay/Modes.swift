@@ -373,8 +373,7 @@ public enum ModeError: Error, CustomStringConvertible, Equatable {
         case .badParameter(let m, let k, let v, let rule): return "mode '\(m)': \(k)=\(v) is not valid: \(k) must be \(rule)"
         case .badFlag(let flag, let rule): return "\(flag) must be \(rule)"
         case .badDraft(let detail): return detail
-        case .missingModel(let m, let r):
-            return "mode '\(m)' needs a \(r) model: pass \(r == .large ? "-m LARGE" : "-md SMALL")"
+        case .missingModel(let m, let r): return ModelPairError.missing(r, purpose: "mode '\(m)'").description
         case .missingCues(let m, let reason):
             return "mode '\(m)' needs a cue file and none fits: \(reason). Calibrate one for these models with "
                 + "`relay calibrate -m LARGE -md SMALL --task math-train --limit 10 --out cues.json` and pass --cues cues.json"

@@ -89,11 +89,17 @@ public struct Telemetry: Codable, Sendable, Equatable {
         promptTokens = 0
         generatedTokens = total
         self.tokens = tokens
-        largeShare = total > 0 ? Double(tokens[Role.large.rawValue] ?? 0) / Double(total) : 0
+        largeShare = Self.largeShare(tokens)
         (handovers, drafted, accepted, calls, largeTokensRequested, largeTokensWritten, rho) = (0, 0, 0, 0, 0, 0, 0)
         self.seconds = seconds
         (prefillSeconds, decodeSeconds) = ([:], [:])
         tokensPerSecond = seconds > 0 ? Double(total) / seconds : nil
+    }
+
+    /// The large model's share of the tokens, for reports that have only the counts.
+    static func largeShare(_ tokens: [String: Int]) -> Double {
+        let total = tokens.values.reduce(0, +)
+        return total > 0 ? Double(tokens[Role.large.rawValue] ?? 0) / Double(total) : 0
     }
 
     /// Reads also the lines older versions wrote, which lack the keys added since.
@@ -106,7 +112,7 @@ public struct Telemetry: Codable, Sendable, Equatable {
         finishReason = try get(.finishReason, "")
         promptTokens = try get(.promptTokens, 0)
         generatedTokens = try get(.generatedTokens, total)
-        largeShare = try get(.largeShare, total > 0 ? Double(tokens[Role.large.rawValue] ?? 0) / Double(total) : 0)
+        largeShare = try get(.largeShare, Self.largeShare(tokens))
         handovers = try get(.handovers, 0)
         drafted = try get(.drafted, 0)
         accepted = try get(.accepted, 0)
