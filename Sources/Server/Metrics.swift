@@ -70,11 +70,13 @@ final class Metrics: @unchecked Sendable {
             }
             out += "# HELP relay_time_to_first_token_seconds Time from request to first streamed text.\n# TYPE relay_time_to_first_token_seconds histogram\n"
             out += histogram("relay_time_to_first_token_seconds", firstToken, label: "")
-            let decode = DecodeBatcher.totals
-            out += "# HELP relay_decode_forwards_total Decode forwards run; several slots' steps may share one.\n# TYPE relay_decode_forwards_total counter\n"
-            out += "relay_decode_forwards_total \(decode.batches)\n"
-            out += "# HELP relay_decode_steps_total Decode steps (one token of one sequence) in those forwards.\n# TYPE relay_decode_steps_total counter\n"
-            out += "relay_decode_steps_total \(decode.steps)\n"
+            let batches = Batcher.totals
+            out += "# HELP relay_forwards_total Forwards run; several slots' rows may share one.\n# TYPE relay_forwards_total counter\n"
+            out += "relay_forwards_total \(batches.forwards)\n"
+            out += "# HELP relay_forward_rows_total Rows (one sequence's positions) in those forwards.\n# TYPE relay_forward_rows_total counter\n"
+            out += "relay_forward_rows_total \(batches.rows)\n"
+            out += "# HELP relay_forward_positions_total Positions (tokens) in those forwards.\n# TYPE relay_forward_positions_total counter\n"
+            out += "relay_forward_positions_total \(batches.positions)\n"
             out += "# HELP relay_queue_depth Requests waiting for a slot.\n# TYPE relay_queue_depth gauge\nrelay_queue_depth \(queueDepth)\n"
             out += "# HELP relay_slots_busy Slots generating.\n# TYPE relay_slots_busy gauge\nrelay_slots_busy \(busySlots)\n"
             out += "# HELP relay_slots Parallel slots (-np).\n# TYPE relay_slots gauge\nrelay_slots \(slots)\n"

@@ -70,6 +70,39 @@ struct MultiSequenceTests {
         #expect(together == alone)
     }
 
+    @Test("prompts cut into steps of a budget, verifications and drafts on four threads get exactly what they get alone")
+    func mixedRowsUnderBudget() throws {
+        let m = try Model(path: TestModels.smol.file.path)
+        m.batcher.stepBudget = 5   // shorter than every prompt: each is prefilled over several steps
+        let prompts = Self.prompts.map { m.tokenizer.encode($0 + " and then, a little later,", addBOS: m.tokenizer.addBOS) }
+        // A speculative-shaped loop: a step of 3 positions with logits from the first, a narrowed
+        // vocabulary step, then plain decoding; returns every logit it saw.
+        func work(_ session: Session, _ prompt: [Int32]) throws -> [Float] {
+            var seen = try session.sync(to: prompt), context = prompt
+            func argmax(_ l: ArraySlice<Float>) -> Int32 { Int32(l.indices.max { l[$0] < l[$1] }! - l.startIndex) }
+            for round in 0..<6 {
+                let logits: [Float]
+                switch round % 3 {
+                case 0: logits = try session.sync(to: context + [11, 12], logitsFrom: context.count - 1)
+                case 1: logits = try session.sync(to: context, vocabulary: 300)
+                default: logits = try session.sync(to: context)
+                }
+                seen += logits
+                context.append(argmax(logits[..<min(logits.count, 300)]))
+            }
+            return seen
+        }
+        let alone = try prompts.map { try work(Session(model: TestModels.smol, contextSize: 128), $0) }
+        nonisolated(unsafe) var together = [[Float]](repeating: [], count: prompts.count)
+        let before = Batcher.totals
+        DispatchQueue.concurrentPerform(iterations: prompts.count) { i in
+            together[i] = (try? work(Session(model: m, contextSize: 128), prompts[i])) ?? []
+        }
+        for i in prompts.indices { #expect(together[i] == alone[i], "sequence \(i)") }
+        let after = Batcher.totals, positions = after.positions - before.positions
+        #expect(positions >= prompts.reduce(0) { $0 + $1.count } && after.forwards - before.forwards >= positions / 5)
+    }
+
     @Test("a cache given twice in one batch is refused")
     func duplicateCache() throws {
         let m = TestModels.smol

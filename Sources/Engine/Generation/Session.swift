@@ -51,9 +51,8 @@ public final class Session: @unchecked Sendable {
         let start = Date()
         let row = Model.Row(cache: cache, tokens: new, logits: logitsFrom.map { .from($0 - keep) } ?? .last,
                             vocabulary: vocabulary, keepsHidden: keepsHidden)
-        // A plain decode step may share its forward with other sessions' steps (server slots).
-        let batched = new.count == 1 && logitsFrom == nil && vocabulary == nil && !keepsHidden
-        let out = try batched ? model.batcher.run(row, model: model) : model.forward([row])[0]
+        // Shares its forwards with what other sessions of this model run meanwhile (server slots).
+        let out = try model.batcher.run(row, model: model)
         if keepsHidden { hidden = out.hidden }
         let elapsed = Date().timeIntervalSince(start)
         if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }

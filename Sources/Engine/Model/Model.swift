@@ -25,7 +25,7 @@ public final class Model: @unchecked Sendable {
     let output: WeightMatrix                  // token_embd when the output is tied
     let ropeFreqFactors: UnsafePointer<Float>?
     let scratch: Scratch
-    let batcher = DecodeBatcher()
+    public let batcher = Batcher()
 
     public convenience init(path: String, maxBatch: Int = 256) throws {
         try self.init(file: GGUFFile(path: path), maxBatch: maxBatch)
@@ -99,6 +99,8 @@ public final class Model: @unchecked Sendable {
         case all
         /// Every position from this index of the row's tokens on.
         case from(Int)
+        /// None: the row only fills its cache (a chunk of a prompt).
+        case none
     }
 
     /// One sequence in a forward call: the tokens to append to its cache, and what to return for them.
@@ -122,6 +124,7 @@ public final class Model: @unchecked Sendable {
             case .last: tokens.count - 1
             case .all: 0
             case .from(let i): min(max(i, 0), tokens.count - 1)
+            case .none: tokens.count
             }
         }
     }

@@ -1,0 +1,103 @@
+import Foundation
+
+/// Merges the rows that several threads (server slots) run on one model at the same moment into
+/// one `Model.forward` over all of them: decode steps, verifications of drafts, catch-up and check
+/// forwards and prompt prefill alike. Decoding reads every weight once per forward whatever the
+/// number of rows, so a batch of 4 costs little more than 1.
+///
+/// A row is queued; if no thread is running a batch of this model, its thread leads: it runs the
+/// queued rows as one forward and wakes the others with their outputs; otherwise it waits for the
+/// leader. With a step budget (`-b`), one forward takes at most that many positions, shortest rows
+/// first: a long prompt is prefilled a chunk per step, so the streams decoding beside it slow down
+/// instead of stopping. No thread waits for a timer when alone: only when sequences of the last two
+/// batches are missing from the queue does the leader wait (at most 5 ms) for them. Waiting for
+/// the last batch's size alone is not enough: 4 slots then settle into rotating batches of 3, the
+/// one left behind always joining the next batch with two of the others.
+/// A batch of one row is the forward that row makes alone, so one client gets exactly the numbers
+/// it got before; the logits of a position do not depend on how rows are cut or combined.
+public final class Batcher: @unchecked Sendable {
+    final class Job {
+        let row: Model.Row
+        /// Tokens of the row already run (earlier chunks), and their outputs so far.
+        var done = 0
+        var logits: [Float] = [], hidden: [Float] = []
+        var result: Result<Model.Output, any Error>?
+        init(_ row: Model.Row) { self.row = row }
+        var remaining: Int { row.tokens.count - done }
+
+        /// The next `n` tokens as a row of their own, wanting the logits of the row's wanted positions among them.
+        func chunk(_ n: Int) -> Model.Row {
+            let first = row.firstWanted - done
+            return Model.Row(cache: row.cache, tokens: Array(row.tokens[done ..< done + n]),
+                             logits: first >= n ? .none : .from(max(first, 0)), vocabulary: row.vocabulary, keepsHidden: row.keepsHidden)
+        }
+    }
+
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    /// Most positions in one forward while rows are queued (nil: no limit, the forward itself cuts
+    /// at `maxBatch`). Set once by the server from `-b`.
+    public var stepBudget: Int? {
+        get { condition.withLock { budget } }
+        set { condition.withLock { budget = newValue.map { max($0, 1) } } }
+    }
+    private var budget: Int?
+    /// Forwards run, rows and positions they carried, over every model (rows / forwards is the mean batch).
+    nonisolated(unsafe) private static var counts = (forwards: 0, rows: 0, positions: 0)
+    private static let countsLock = NSLock()
+    public static var totals: (forwards: Int, rows: Int, positions: Int) { countsLock.withLock { counts } }
+    /// The caches of the last two batches: the sequences expected in the next one.
+    private var recent: [Set<ObjectIdentifier>] = [[], []]
+    /// A thread is running a batch; the others wait on `condition` for their outputs.
+    private var leading = false
+    static let wait = 0.005
+
+    /// Sequences in the last two forwards: how many share a step now.
+    public var activeSequences: Int { condition.withLock { recent[0].union(recent[1]).count } }
+
+    /// Runs `row` in forwards with the rows other threads queue meanwhile; returns its output.
+    func run(_ row: Model.Row, model: Model) throws -> Model.Output {
+        try model.check(row)   // a bad row fails alone, not the batch it would join
+        let job = Job(row)
+        condition.lock()
+        defer { condition.unlock() }
+        pending.append(job)
+        condition.broadcast()
+        while job.result == nil {
+            guard !leading else {
+                // Another thread is running a batch; it wakes everyone when done.
+                condition.wait()
+                continue
+            }
+            // Lead: wait a moment for the rest of the last batch, then run what fits this step.
+            leading = true
+            let deadline = Date().addingTimeInterval(Self.wait)
+            let expected = recent[0].union(recent[1]).count
+            while pending.count < expected, condition.wait(until: deadline) {}
+            let limit = budget ?? Int.max
+            var batch: [(job: Job, n: Int)] = [], used = 0
+            for j in pending.sorted(by: { $0.remaining < $1.remaining }) where used < limit {
+                let n = min(j.remaining, limit - used)
+                batch.append((j, n)); used += n
+            }
+            recent = [recent[1], Set(batch.map { ObjectIdentifier($0.job.row.cache) })]
+            condition.unlock()
+            let outputs = Result(catching: { try model.forward(batch.map { $0.job.chunk($0.n) }) })
+            Self.countsLock.withLock { Self.counts.forwards += 1; Self.counts.rows += batch.count; Self.counts.positions += used }
+            condition.lock()
+            for (i, (j, n)) in batch.enumerated() {
+                switch outputs {
+                case .failure(let error):
+                    j.result = .failure(error)
+                case .success(let out):
+                    j.logits += out[i].logits; j.hidden += out[i].hidden; j.done += n
+                    if j.remaining == 0 { j.result = .success(Model.Output(logits: j.logits, hidden: j.hidden)) }
+                }
+            }
+            pending.removeAll { $0.result != nil }
+            leading = false
+            condition.broadcast()
+        }
+        return try job.result!.get()
+    }
+}
