@@ -9,6 +9,8 @@ public struct WeightMatrix: @unchecked Sendable {
     let packed: PackedWeights?
     public var rows: Int { tensor.rowCount }
     public var columns: Int { tensor.rowLength }
+    /// Bytes a product over every row reads: the packed copy where there is one.
+    public var bytes: Int { packed?.bytes ?? tensor.byteCount }
 
     /// `pack: false` for matrices only looked up by row (an untied embedding).
     public init(_ tensor: GGUFTensor, pack: Bool = true) throws {
@@ -45,12 +47,14 @@ public struct WeightMatrix: @unchecked Sendable {
 /// few tokens skip the per-call unpacking. nil where the CPU (or RELAY_FORCE_AVX2) or type has none.
 final class PackedWeights: @unchecked Sendable {
     let data: UnsafeMutableRawPointer
+    let bytes: Int
 
     init?(_ t: GGUFTensor) {
         let type = Int32(t.type.rawValue)
         let rowBytes = rk_packed_row_size(type, Int32(t.rowLength))
         guard rowBytes > 0 else { return nil }
-        data = UnsafeMutableRawPointer.allocate(byteCount: rowBytes * t.rowCount, alignment: 64)
+        bytes = rowBytes * t.rowCount
+        data = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         rk_pack(type, t.data, Int32(t.rowCount), Int32(t.rowLength), data)
         // Products no longer read the file's copy: drop its pages from this process (they stay
         // in the page cache, and row lookups fault them back in).
@@ -79,6 +83,11 @@ public enum Threads {
     public static func configure(_ n: Int) { rk_threads_init(Int32(max(1, n))) }
     public static var count: Int { Int(rk_threads_count()) }
     public static var isa: String { String(cString: rk_isa_name()) }
+    /// This machine's read bandwidth on these threads, in bytes per second: the best of
+    /// `repetitions` streaming reads of a buffer of `bytes` (larger than the caches).
+    public static func readBandwidth(bytes: Int = 1 << 30, repetitions: Int = 5) -> Double {
+        rk_read_bandwidth(bytes, Int32(repetitions))
+    }
 }
 
 /// Causal grouped-query attention over a layer's cache (see rk_attention).

@@ -100,6 +100,12 @@ extension RelayCommand {
             }
             let pp = nPrompt > 0 ? Double(nPrompt) / median(prefill) : 0
             let tg = nGen > 0 ? Double(nGen) / median(decode) : 0
+            // Decoding is bound by reading memory: bytes per token (weights, and the cache at the
+            // mean position of the decode run) at the measured speed, against this machine's reads.
+            let rss = peakRSSMegabytes()   // before the bandwidth test's buffer
+            let bandwidth = Threads.readBandwidth()
+            let bytesPerToken = Double(m.weightBytesPerToken + m.cacheBytes(position: nGen / 2))
+            let reached = tg * bytesPerToken / bandwidth
             let name = URL(fileURLWithPath: m.file.path).lastPathComponent
             if json {
                 let object: [String: Any] = [
@@ -108,13 +114,16 @@ extension RelayCommand {
                     "n_prompt": nPrompt, "n_gen": nGen,
                     "verify_ms": Dictionary(uniqueKeysWithValues: verify.map { ("\($0.0)", $0.1 * 1000) }),
                     "batched_decode_ms": Dictionary(uniqueKeysWithValues: batched.map { ("\($0.0)", $0.1 * 1000) }),
-                    "peak_rss_mb": peakRSSMegabytes(),
+                    "peak_rss_mb": rss,
+                    "read_bandwidth_gb_per_s": bandwidth / 1e9, "bytes_per_token": bytesPerToken, "bandwidth_fraction": reached,
                 ]
                 writeOut(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self) + "\n")
             } else {
                 writeOut(String(format: "%@  %@, %d threads\n", name, Threads.isa, Threads.count))
                 writeOut(String(format: "prefill pp%d: %8.1f tok/s\n", nPrompt, pp))
                 writeOut(String(format: "decode  tg%d: %8.1f tok/s\n", nGen, tg))
+                writeOut(String(format: "memory: %.1f GB/s read (this machine, %d threads); decode reads %.0f MB per token: %.0f%% of it\n",
+                                bandwidth / 1e9, Threads.count, bytesPerToken / 1e6, reached * 100))
                 writeOut("forward after \(context.count) tokens:\n")
                 for (n, t) in verify {
                     writeOut(String(format: "  %2d new positions: %7.2f ms (%.2fx one position)\n", n, t * 1000, t / verify[0].1))
@@ -123,7 +132,7 @@ extension RelayCommand {
                 for (n, t) in batched {
                     writeOut(String(format: "  %2d sequences: %7.2f ms (%.2fx one sequence)\n", n, t * 1000, t / batched[0].1))
                 }
-                writeOut(String(format: "peak memory: %.0f MB\n", peakRSSMegabytes()))
+                writeOut(String(format: "peak memory: %.0f MB\n", rss))
             }
         }
     }

@@ -27,6 +27,8 @@ typedef void (*rk_task_fn)(void *ctx, int ith, int nth);
 void rk_threads_init(int n);              // n >= 1; may be called again to resize
 int rk_threads_count(void);
 void rk_parallel(rk_task_fn fn, void *ctx); // runs fn(ctx, ith, nth) for ith in 0..<nth, waits for all
+// Best of `repetitions` streaming reads of a `bytes` buffer on the pool's threads, in bytes per second.
+double rk_read_bandwidth(size_t bytes, int repetitions);
 
 // --- Types ------------------------------------------------------------------------------------
 int rk_type_supported(int type);

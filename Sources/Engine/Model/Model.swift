@@ -86,6 +86,17 @@ public final class Model: @unchecked Sendable {
 
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
 
+    /// Bytes of weights one decode step reads: every matrix product's weights (the embedding only
+    /// as one row unless it is also the output layer) and the vectors; add the KV cache's rows.
+    public var weightBytesPerToken: Int {
+        let vectors = file.tensors.values.filter { $0.dims.count == 1 }.reduce(0) { $0 + $1.byteCount }
+        let matrices = layers.reduce(0) { sum, w in [w.wq, w.wk, w.wv, w.wo, w.gate, w.up, w.down].reduce(sum) { $0 + $1.bytes } }
+        return vectors + matrices + output.bytes + (output.tensor.name == embedding.tensor.name ? 0 : embedding.tensor.rowBytes)
+    }
+
+    /// Bytes of the KV cache a decode step at `position` reads (keys and values of every layer).
+    public func cacheBytes(position: Int) -> Int { 2 * config.layers * position * config.kvHeads * config.headDim * MemoryLayout<Float>.size }
+
     /// Weights in the file (elements of every tensor), the measure of cost per token.
     public var parameterCount: Int { file.tensors.values.reduce(0) { $0 + $1.elementCount } }
 
