@@ -29,17 +29,15 @@ public struct DraftParams: Sendable, Equatable, Codable {
 }
 
 /// Picks the draft length that maximises expected tokens per second. Costs are running estimates:
-/// a draft step, and a verification over n positions kept per n (the cost is flat while the
-/// forward is bound by reading the weights, then grows with n: a straight line through all n
-/// overstates two positions and understates one); acceptance is an EMA over drafted tokens. With k
-/// drafts each accepted with probability p, a round yields 1 + p + ... + p^k tokens and costs
-/// k * draft + verify(k + 1).
+/// a draft step, and a verification over n positions kept per n (a `CostCurve`); acceptance is an
+/// EMA over drafted tokens. With k drafts each accepted with probability p, a round yields
+/// 1 + p + ... + p^k tokens and costs k * draft + verify(k + 1).
 public struct DraftController: Sendable {
     public private(set) var acceptance = 0.8
     /// The same for drafts looked up in the context: they either repeat a phrase or miss at once.
     public private(set) var lookupAcceptance = 0.5
     public private(set) var draftMs: Double?
-    var verify: [Int: Double] = [:]
+    var verify = CostCurve()
     /// Rounds since the last one with drafts: every `explore` rounds without drafting, one full
     /// draft keeps the estimates current.
     var plainRounds = 0
@@ -47,21 +45,40 @@ public struct DraftController: Sendable {
 
     public init() {}
 
-    /// Verification time over n positions: the running average for n, or for an n not seen yet a
-    /// line through the nearest seen ones; nil until two different n were seen.
-    public func verifyMs(_ n: Int) -> Double? {
-        if let v = verify[n] { return v }
-        let seen = verify.keys.sorted()
-        guard seen.count >= 2 else { return nil }
-        var (i, j) = (seen[seen.count - 2], seen[seen.count - 1])
-        if let above = seen.firstIndex(where: { $0 > n }) { (i, j) = above > 0 ? (seen[above - 1], seen[above]) : (seen[0], seen[1]) }
-        let vi = verify[i]!, vj = verify[j]!
-        return max(0, vi + (vj - vi) * Double(n - i) / Double(j - i))
+    /// The forwards a round joins when other sequences share them (server slots): each model's
+    /// engine-time curve by positions, and the positions the other sequences bring.
+    public struct Batch: Sendable {
+        public var large: CostCurve, others: Int
+        public var small: CostCurve, draftOthers: Int
+        public init(large: CostCurve, others: Int, small: CostCurve, draftOthers: Int) {
+            (self.large, self.others, self.small, self.draftOthers) = (large, others, small, draftOthers)
+        }
     }
 
-    public mutating func observeVerify(positions n: Int, ms: Double) {
-        verify[n] = verify[n].map { 0.9 * $0 + 0.1 * ms } ?? ms
+    /// What a round costs this sequence, in ms: verifying n positions, and one draft step.
+    public struct Costs {
+        public let verify: (Int) -> Double?
+        public let draft: Double
     }
+
+    /// Alone, the sequence's own measurements. Sharing forwards, its share of the batch it joins:
+    /// an even share of the forward it would join anyway, plus all that its extra positions add to
+    /// it. Drafting then pays only when the extra tokens cost less than the batch's own tokens do,
+    /// so with several busy slots it drafts less, or not at all (as vLLM turns speculation off
+    /// above a batch size), and never makes the batch slower than plain decoding would.
+    public func costs(_ batch: Batch? = nil) -> Costs? {
+        if let b = batch, b.others > 0, let base = b.large.ms(b.others + 1),
+           let draft = b.small.ms(b.draftOthers + 1).map({ $0 / Double(b.draftOthers + 1) }) ?? draftMs {
+            let o = b.others
+            return Costs(verify: { n in b.large.ms(o + n).map { base / Double(o + 1) + max(0, $0 - base) } }, draft: draft)
+        }
+        return draftMs.map { Costs(verify: verifyMs, draft: $0) }
+    }
+
+    /// Verification time over n positions alone; nil until two different n were seen.
+    public func verifyMs(_ n: Int) -> Double? { verify.ms(n) }
+
+    public mutating func observeVerify(positions n: Int, ms: Double) { verify.observe(n, ms: ms) }
 
     public mutating func observeDraft(steps: Int, ms: Double) {
         guard steps > 0 else { return }
@@ -87,18 +104,18 @@ public struct DraftController: Sendable {
 
     /// The draft length up to `max` with the most expected tokens per millisecond, and that rate
     /// (nil until the costs are known). k drafts that cost `draft` each (0 when looked up).
-    func best(max: Int, acceptance p: Double, draft: Double) -> (k: Int, rate: Double)? {
-        guard var best = rate(k: 0, acceptance: p, draft: draft).map({ (k: 0, rate: $0) }) else { return nil }
+    func best(max: Int, acceptance p: Double, costs c: Costs, draft: Double) -> (k: Int, rate: Double)? {
+        guard var best = rate(k: 0, acceptance: p, costs: c, draft: draft).map({ (k: 0, rate: $0) }) else { return nil }
         for k in stride(from: 1, through: max, by: 1) {
-            guard let r = rate(k: k, acceptance: p, draft: draft) else { break }
+            guard let r = rate(k: k, acceptance: p, costs: c, draft: draft) else { break }
             if r > best.rate { best = (k, r) }
         }
         return best
     }
 
     /// Expected tokens per millisecond of a round with k drafts: (1 + p + ... + p^k) / (k * draft + verify(k + 1)).
-    func rate(k: Int, acceptance p: Double, draft: Double) -> Double? {
-        guard let v = verifyMs(k + 1) else { return nil }
+    func rate(k: Int, acceptance p: Double, costs c: Costs, draft: Double) -> Double? {
+        guard let v = c.verify(k + 1) else { return nil }
         var tokens = 1.0, power = 1.0
         for _ in 0..<k { power *= p; tokens += power }
         return tokens / (Double(k) * draft + v)
@@ -106,14 +123,14 @@ public struct DraftController: Sendable {
 
     /// How many of `available` looked-up tokens to verify: 0 when a round the small model drafts
     /// for (`small` tokens, as `length` chose) is expected to pay more.
-    public func lookupLength(available: Int, small: Int) -> Int {
-        guard let d = draftMs, let lookup = best(max: available, acceptance: lookupAcceptance, draft: 0) else { return available }
-        return lookup.rate > rate(k: small, acceptance: acceptance, draft: d) ?? 0 ? lookup.k : 0
+    public func lookupLength(available: Int, small: Int, batch: Batch? = nil) -> Int {
+        guard let c = costs(batch), let lookup = best(max: available, acceptance: lookupAcceptance, costs: c, draft: 0) else { return available }
+        return lookup.rate > rate(k: small, acceptance: acceptance, costs: c, draft: c.draft) ?? 0 ? lookup.k : 0
     }
 
     /// The draft length for the next round, at most `max`.
-    public mutating func length(max: Int) -> Int {
-        guard let d = draftMs, let best = best(max: max, acceptance: acceptance, draft: d)?.k else { return max }
+    public mutating func length(max: Int, batch: Batch? = nil) -> Int {
+        guard let c = costs(batch), let best = best(max: max, acceptance: acceptance, costs: c, draft: c.draft)?.k else { return max }
         if best == 0 {
             plainRounds += 1
             if plainRounds >= explore { plainRounds = 0; return max }
@@ -155,12 +172,21 @@ public final class Speculative: DecodingStrategy {
 
     public var sessions: [Role: Session] { [.large: target, .small: draft] }
 
+    /// The batches this round's forwards join; nil when no other sequence shares them.
+    var batch: DraftController.Batch?
+    func sharedBatch() -> DraftController.Batch? {
+        let large = target.model.batcher.batch(besides: target.cache), small = draft.model.batcher.batch(besides: draft.cache)
+        guard large.others > 0 else { return nil }
+        return DraftController.Batch(large: large.costs, others: large.others, small: small.costs, draftOthers: small.others)
+    }
+
     public func step(context: [Int32]) throws -> Step {
         let room = target.contextSize - context.count - 1
-        let limit = Swift.min(params.adaptive ? controller.length(max: params.max) : params.max, room)
+        batch = sharedBatch()
+        let limit = Swift.min(params.adaptive ? controller.length(max: params.max, batch: batch) : params.max, room)
         let found = Self.lookup(context, longest: params.lookup, limit: Swift.min(params.max, room))
         if !found.isEmpty {
-            let k = params.adaptive ? controller.lookupLength(available: found.count, small: limit) : found.count
+            let k = params.adaptive ? controller.lookupLength(available: found.count, small: limit, batch: batch) : found.count
             if k > 0 { return try verifyLookup(context: context, proposal: Array(found.prefix(k))) }
         }
         let start = DispatchTime.now().uptimeNanoseconds
@@ -168,7 +194,8 @@ public final class Speculative: DecodingStrategy {
         // The first forward also catches up on the tokens the small model has not seen (many after
         // rounds without drafts): only the later ones measure what one more draft costs.
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-        if steps > 1 { controller.observeDraft(steps: steps - 1, ms: ms - firstMs) }
+        // Timed alone only: in a shared batch the wall time is the other sequences' too.
+        if steps > 1, batch == nil { controller.observeDraft(steps: steps - 1, ms: ms - firstMs) }
         let tokens = try verifyRound(context: context, proposal: proposal, draftDists: draftDists)
         controller.observeAcceptance(proposed: proposal.count, accepted: tokens.count - 1)
         return Step(tokens: tokens, role: .large, events: [.drafted(proposal.count, accepted: tokens.count - 1)])
@@ -192,7 +219,7 @@ public final class Speculative: DecodingStrategy {
         // it also prefills (the prompt), which says nothing about the cost of verifying.
         let unseen = context.count + proposal.count - target.sharedPrefix(context + proposal)
         let scores = try score(context: context, proposal: proposal)
-        if unseen == proposal.count + 1 {
+        if unseen == proposal.count + 1, batch == nil {
             controller.observeVerify(positions: unseen, ms: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         return verify(context: context, proposal: proposal, draftDists: draftDists, scores: scores)
@@ -243,7 +270,7 @@ public final class Speculative: DecodingStrategy {
     /// over `n` positions: its expected saving (a large-model step) exceeds the cost of one more
     /// position. Without estimates yet, only the first token is (two positions cost about one).
     func worthVerifying(_ confidence: Float, positions n: Int) -> Bool {
-        guard let v1 = controller.verifyMs(1), let a = controller.verifyMs(n), let b = controller.verifyMs(n + 1) else { return n == 1 }
+        guard let c = controller.costs(batch), let v1 = c.verify(1), let a = c.verify(n), let b = c.verify(n + 1) else { return n == 1 }
         return Double(confidence) * v1 > b - a
     }
 

@@ -113,6 +113,26 @@ struct SpeculativeTests {
         #expect(flat.length(max: 4) >= 1)
     }
 
+    @Test("sharing forwards with busy slots, drafting stops where the batch's plain tokens are cheaper; alone it pays")
+    func draftLengthKnowsTheBatch() {
+        // The 1.5B's shape: flat up to 4 positions, then 10 ms per position; a draft step 10 ms alone, 20 ms for 4 rows.
+        var large = CostCurve(), small = CostCurve()
+        for n in 1...12 { large.observe(n, ms: n <= 4 ? 40 : 40 + 10 * Double(n - 4)) }
+        for n in 1...4 { small.observe(n, ms: 10 + 10 * Double(n - 1) / 3) }
+        var c = DraftController()
+        for n in 1...5 { c.observeVerify(positions: n, ms: large.ms(n)!) }
+        c.observeDraft(steps: 4, ms: 40)
+        for _ in 0..<100 { c.observeAcceptance(proposed: 4, accepted: 4) }
+        #expect(c.length(max: 4) >= 3)   // alone: verifying 4 positions costs what one does
+        // Three other sequences' steps in the batch: one more position costs 10 ms, the batch's own tokens 10 ms each.
+        let busy = DraftController.Batch(large: large, others: 3, small: small, draftOthers: 3)
+        #expect(abs((c.costs(busy)?.verify(1) ?? 0) - 10) < 1e-9 && abs((c.costs(busy)?.verify(5) ?? 0) - 50) < 1e-9)
+        #expect(c.length(max: 4, batch: busy) == 0)
+        // One other sequence: the forward stays flat up to 4 positions, so a short draft rides along.
+        let light = DraftController.Batch(large: large, others: 1, small: small, draftOthers: 1)
+        #expect(c.length(max: 4, batch: light) >= 2)
+    }
+
     @Test("the rejection rule keeps the target distribution exactly, for a drafted and for a looked-up token",
           arguments: [[Candidate(id: 3, p: 0.4), Candidate(id: 1, p: 0.3), Candidate(id: 0, p: 0.2), Candidate(id: 4, p: 0.1)],
                       [Candidate(id: 1, p: 1)]])

@@ -52,8 +52,20 @@ public final class Batcher: @unchecked Sendable {
     private var leading = false
     static let wait = 0.005
 
-    /// Sequences in the last two forwards: how many share a step now.
-    public var activeSequences: Int { condition.withLock { recent[0].union(recent[1]).count } }
+    /// Engine time of forwards in which every position wanted logits (decode steps, verifications,
+    /// drafts), by their positions: what one more row would cost in the next one.
+    private var costs = CostCurve()
+    /// Positions per sequence in the last forward.
+    private var last: [ObjectIdentifier: Int] = [:]
+
+    /// The cost curve of this model's forwards, and the positions that rows other than `cache`'s
+    /// carried in the last one (the batch a row of `cache` is about to join).
+    public func batch(besides cache: KVCache) -> (costs: CostCurve, others: Int) {
+        condition.withLock {
+            let me = ObjectIdentifier(cache)
+            return (costs, last.reduce(0) { $0 + ($1.key == me ? 0 : $1.value) })
+        }
+    }
 
     /// Runs `row` in forwards with the rows other threads queue meanwhile; returns its output.
     func run(_ row: Model.Row, model: Model) throws -> Model.Output {
@@ -81,10 +93,15 @@ public final class Batcher: @unchecked Sendable {
                 batch.append((j, n)); used += n
             }
             recent = [recent[1], Set(batch.map { ObjectIdentifier($0.job.row.cache) })]
+            last = Dictionary(batch.map { (ObjectIdentifier($0.job.row.cache), $0.n) }, uniquingKeysWith: +)
+            let rows = batch.map { $0.job.chunk($0.n) }
             condition.unlock()
-            let outputs = Result(catching: { try model.forward(batch.map { $0.job.chunk($0.n) }) })
+            let start = DispatchTime.now().uptimeNanoseconds
+            let outputs = Result(catching: { try model.forward(rows) })
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             Self.countsLock.withLock { Self.counts.forwards += 1; Self.counts.rows += batch.count; Self.counts.positions += used }
             condition.lock()
+            if rows.allSatisfy({ $0.firstWanted == 0 }) { costs.observe(used, ms: ms) }
             for (i, (j, n)) in batch.enumerated() {
                 switch outputs {
                 case .failure(let error):
