@@ -33,7 +33,6 @@ typedef struct {
     rk_act act;
     float *y;
     int rchunk, tchunk, nrc, ntc;
-    _Atomic int next;
 } mm_job;
 
 static void quant_task(void *p, int ith, int nth) {
@@ -51,17 +50,32 @@ static void quant_task(void *p, int ith, int nth) {
 #endif
 }
 
-static void mm_task(void *p, int ith, int nth) {
+// Tile i of a product: row chunk i % nrc of token chunk i / nrc.
+static void mm_tile(const mm_job *j, int i) {
+    const int tc = i / j->nrc, rc = i % j->nrc;
+    const int r0 = rc * j->rchunk, r1 = r0 + j->rchunk < j->rows ? r0 + j->rchunk : j->rows;
+    const int t0 = tc * j->tchunk, t1 = t0 + j->tchunk < j->T ? t0 + j->tchunk : j->T;
+    j->k.fn(j->W, j->rs, r0, r1, j->K, &j->act, t0, t1, j->y, j->rows);
+}
+
+// The tiles of several products in one queue: threads take the next tile whichever product it is in.
+#define RK_MAX_PRODUCTS 4
+typedef struct {
+    mm_job *jobs;
+    int n;
+    int start[RK_MAX_PRODUCTS + 1]; // first tile of each product; start[n] = all tiles
+    _Atomic int next;
+} many_job;
+
+static void many_task(void *p, int ith, int nth) {
     (void)ith; (void)nth;
-    mm_job *j = (mm_job *)p;
-    const int n = j->nrc * j->ntc;
+    many_job *m = (many_job *)p;
     for (;;) {
-        const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (i >= n) break;
-        const int tc = i / j->nrc, rc = i % j->nrc;
-        const int r0 = rc * j->rchunk, r1 = r0 + j->rchunk < j->rows ? r0 + j->rchunk : j->rows;
-        const int t0 = tc * j->tchunk, t1 = t0 + j->tchunk < j->T ? t0 + j->tchunk : j->T;
-        j->k.fn(j->W, j->rs, r0, r1, j->K, &j->act, t0, t1, j->y, j->rows);
+        const int i = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
+        if (i >= m->start[m->n]) break;
+        int s = 0;
+        while (i >= m->start[s + 1]) s++;
+        mm_tile(&m->jobs[s], i - m->start[s]);
     }
 }
 
@@ -110,30 +124,19 @@ int rk_activation_block(int isa, int type) {
     return k.act == ACT_Q8K ? QKK : k.BE;
 }
 
-// Quantises x for kernel k and runs it over W (row stride rs) on the pool.
-static void run(const rk_kernel *k, const uint8_t *W, size_t rs, int rows, int K, const float *x, int T, float *y,
-                struct scratch_buf *sb, int nth) {
-    mm_job j;
-    j.k = *k;
-    j.W = W;
-    j.rs = rs;
-    j.rows = rows;
-    j.K = K;
-    j.T = T;
-    j.x = x;
-    j.y = y;
-    if (k->act == ACT_NONE) {
-        rk_act_layout(&j.act, k, K, (const uint8_t *)x);
-    } else {
-        rk_act_layout(&j.act, k, K, NULL);
-        uint8_t *buf = scratch(sb, j.act.stride * (size_t)T);
-        if (!buf) return;
-        j.act.base = buf;
-        if (T * (int64_t)K >= 32768 && nth > 1) rk_parallel(quant_task, &j);
-        else quant_task(&j, 0, 1);
-    }
+// Points j at W (row stride rs), x and y for kernel k, and sizes its tiles for nth threads.
+static void plan(mm_job *j, const rk_kernel *k, const uint8_t *W, size_t rs, int rows, int K, const float *x, int T, float *y, int nth) {
+    j->k = *k;
+    j->W = W;
+    j->rs = rs;
+    j->rows = rows;
+    j->K = K;
+    j->T = T;
+    j->x = x;
+    j->y = y;
+    rk_act_layout(&j->act, k, K, k->act == ACT_NONE ? (const uint8_t *)x : NULL);
     // Token chunk: activations of the chunk fit comfortably in L2; a multiple of the kernels' 8.
-    int tchunk = (int)((384 * 1024) / j.act.stride);
+    int tchunk = (int)((384 * 1024) / j->act.stride);
     if (tchunk < 8) tchunk = 8;
     tchunk &= ~7;
     if (tchunk >= T) tchunk = T;
@@ -154,13 +157,51 @@ static void run(const rk_kernel *k, const uint8_t *W, size_t rs, int rows, int K
     rchunk = (rchunk + 3) & ~3;
     if (rchunk < 4) rchunk = 4;
     if (rchunk > rows) rchunk = rows;
-    j.rchunk = rchunk;
-    j.tchunk = tchunk;
-    j.nrc = (rows + rchunk - 1) / rchunk;
-    j.ntc = (T + tchunk - 1) / tchunk;
-    atomic_store_explicit(&j.next, 0, memory_order_relaxed);
-    if (nth > 1 && (int64_t)rows * K * T >= 65536) rk_parallel(mm_task, &j);
-    else mm_task(&j, 0, 1);
+    j->rchunk = rchunk;
+    j->tchunk = tchunk;
+    j->nrc = (rows + rchunk - 1) / rchunk;
+    j->ntc = (T + tchunk - 1) / tchunk;
+}
+
+// Kernels that read the same quantised activations (the layout depends on these alone).
+static int same_act(const rk_kernel *a, const rk_kernel *b) {
+    if (a->act != b->act) return 0;
+    if (a->act == ACT_GRP) return a->G == b->G && a->BE == b->BE && a->off == b->off && a->lane == b->lane && a->lane8 == b->lane8;
+    return 1;
+}
+
+// Quantises j's input into buf (act.stride * T bytes), on the pool when it is large.
+static void quantize(mm_job *j, uint8_t *buf, int nth) {
+    j->act.base = buf;
+    if (j->T * (int64_t)j->K >= 32768 && nth > 1) rk_parallel(quant_task, j);
+    else quant_task(j, 0, 1);
+}
+
+// Runs the tiles of n planned (and quantised) products as one job: the threads meet once.
+static void execute(mm_job *jobs, int n, int nth) {
+    many_job m = {.jobs = jobs, .n = n};
+    int64_t work = 0;
+    m.start[0] = 0;
+    for (int i = 0; i < n; i++) {
+        m.start[i + 1] = m.start[i] + jobs[i].nrc * jobs[i].ntc;
+        work += (int64_t)jobs[i].rows * jobs[i].K * jobs[i].T;
+    }
+    atomic_store_explicit(&m.next, 0, memory_order_relaxed);
+    if (nth > 1 && work >= 65536) rk_parallel(many_task, &m);
+    else many_task(&m, 0, 1);
+}
+
+// Quantises x for kernel k and runs it over W (row stride rs) on the pool.
+static void run(const rk_kernel *k, const uint8_t *W, size_t rs, int rows, int K, const float *x, int T, float *y,
+                struct scratch_buf *sb, int nth) {
+    mm_job j;
+    plan(&j, k, W, rs, rows, K, x, T, y, nth);
+    if (k->act != ACT_NONE) {
+        uint8_t *buf = scratch(sb, j.act.stride * (size_t)T);
+        if (!buf) return;
+        quantize(&j, buf, nth);
+    }
+    execute(&j, 1, nth);
 }
 
 void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const float *x, int T, float *y) {
@@ -219,5 +260,56 @@ void rk_matmul_packed(int type, const void *P, int rows, int K, const float *x, 
     struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
     if (!nested) pthread_mutex_lock(&g_lock);
     run(&k, (const uint8_t *)P, rs, rows, K, x, T, y, sb, nested ? 1 : rk_threads_count());
+    if (!nested) pthread_mutex_unlock(&g_lock);
+}
+
+// ---- several products over one input -----------------------------------------------------------
+
+void rk_matmul_many(const rk_product *p, int n, int K, const float *x, int T) {
+    if (T <= 0 || n <= 0) return;
+    rk_kernel k[RK_MAX_PRODUCTS];
+    size_t rs[RK_MAX_PRODUCTS];
+    int ok = n <= RK_MAX_PRODUCTS;
+    for (int i = 0; ok && i < n; i++) {
+        ok = p[i].rows > 0;
+        if (p[i].packed) {
+            rs[i] = rk_packed_row_size(p[i].type, K);
+            ok = ok && rs[i] && rk_kernel_avx512_packed(p[i].type, &k[i]);
+        } else {
+            rs[i] = rk_row_size(p[i].type, K);
+            ok = ok && rs[i] && rk_type_supported(p[i].type) && get_kernel(rk_isa(), p[i].type, &k[i]);
+        }
+    }
+    if (!ok) { // one at a time (the portable fallback, or more products than one job holds)
+        for (int i = 0; i < n; i++) {
+            if (p[i].packed) rk_matmul_packed(p[i].type, p[i].W, p[i].rows, K, x, T, p[i].y);
+            else rk_matmul(p[i].type, p[i].W, p[i].rows, K, x, T, p[i].y);
+        }
+        return;
+    }
+    const int nested = rk_in_parallel();
+    const int nth = nested ? 1 : rk_threads_count();
+    struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
+    if (!nested) pthread_mutex_lock(&g_lock);
+    mm_job jobs[RK_MAX_PRODUCTS];
+    size_t at[RK_MAX_PRODUCTS], bytes = 0;
+    int source[RK_MAX_PRODUCTS]; // the earlier product whose quantised input product i reads, or i
+    for (int i = 0; i < n; i++) {
+        plan(&jobs[i], &k[i], (const uint8_t *)p[i].W, rs[i], p[i].rows, K, x, T, p[i].y, nth);
+        source[i] = i;
+        for (int e = 0; e < i; e++)
+            if (source[e] == e && same_act(&k[e], &k[i])) { source[i] = e; break; }
+        at[i] = bytes;
+        if (k[i].act != ACT_NONE && source[i] == i) bytes += (jobs[i].act.stride * (size_t)T + 63) & ~(size_t)63;
+    }
+    uint8_t *buf = bytes ? scratch(sb, bytes) : NULL;
+    if (!bytes || buf) {
+        for (int i = 0; i < n; i++) {
+            if (k[i].act == ACT_NONE) continue;
+            if (source[i] == i) quantize(&jobs[i], buf + at[i], nth);
+            else jobs[i].act.base = jobs[source[i]].act.base;
+        }
+        execute(jobs, n, nth);
+    }
     if (!nested) pthread_mutex_unlock(&g_lock);
 }

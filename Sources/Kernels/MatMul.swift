@@ -37,6 +37,19 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// Several products over one input (a layer's q, k and v; its gate and up) as one job on the
+    /// threads, the input quantised once: exactly the outputs of separate `apply` calls.
+    @inline(__always)
+    public static func apply(_ products: [(WeightMatrix, into: UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, count T: Int) {
+        withUnsafeTemporaryAllocation(of: rk_product.self, capacity: products.count) { p in
+            for (i, (m, y)) in products.enumerated() {
+                p[i] = rk_product(type: Int32(m.tensor.type.rawValue), W: m.packed.map { UnsafeRawPointer($0.data) } ?? m.tensor.data,
+                                  packed: m.packed == nil ? 0 : 1, rows: Int32(m.rows), y: y)
+            }
+            rk_matmul_many(p.baseAddress!, Int32(products.count), Int32(products[0].0.columns), x, Int32(T))
+        }
+    }
+
     /// Dequantises row `r` (an embedding lookup).
     public func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
         rk_dequantize_row(Int32(tensor.type.rawValue), tensor.data + r * tensor.rowBytes, dst, Int64(columns))

@@ -332,6 +332,49 @@ struct CKernelsTests {
         }
     }
 
+    @Test("several products over one input give exactly what separate calls give", arguments: [1, 3, 9, 64])
+    func manyProducts(T: Int) {
+        // A Q4_K_M layer's q, k and v: two types, one of them twice (one quantised input shared);
+        // with F32 and Q8_0 also a kernel that reads the floats and one with another block format.
+        var rng = RNG(UInt64(T) + 23)
+        let K = 512, types = [quantTypes[5], quantTypes[7], quantTypes[5], floatTypes[0], quantTypes[4]], rows = [64, 16, 40, 8, 24]
+        for set in [[0, 1, 2], [3, 4, 0, 1]] {
+            let w = set.map { makeWeights(types[$0], rows: rows[$0], K: K, rng: &rng) }
+            let x = randomVector(K * T, rng: &rng)
+            let weights = w.map { bytes in UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64) }
+            let outputs = set.map { UnsafeMutablePointer<Float>.allocate(capacity: rows[$0] * T) }
+            defer { weights.forEach { $0.deallocate() }; outputs.forEach { $0.deallocate() } }
+            for (i, bytes) in w.enumerated() { bytes.withUnsafeBytes { weights[i].copyMemory(from: $0.baseAddress!, byteCount: bytes.count) } }
+            var products = set.indices.map { i in
+                rk_product(type: types[set[i]].id, W: UnsafeRawPointer(weights[i]), packed: 0, rows: Int32(rows[set[i]]), y: outputs[i])
+            }
+            rk_matmul_many(&products, Int32(products.count), Int32(K), x, Int32(T))
+            let ys = set.indices.map { Array(UnsafeBufferPointer(start: outputs[$0], count: rows[set[$0]] * T)) }
+            for (i, t) in set.enumerated() {
+                let alone = matmul(isa: rk_isa(), types[t], w[i], rows: rows[t], K: K, x, T: T)
+                #expect(ys[i].map(\.bitPattern) == alone.map(\.bitPattern), "\(types[t].name) T=\(T)")
+            }
+            // Packed copies (AVX-512 VNNI only) against rk_matmul_packed.
+            let packable = set.indices.filter { rk_packed_row_size(types[set[$0]].id, Int32(K)) > 0 }
+            guard !packable.isEmpty else { continue }
+            let packed = packable.map { i in
+                let p = UnsafeMutableRawPointer.allocate(byteCount: rk_packed_row_size(types[set[i]].id, Int32(K)) * rows[set[i]], alignment: 64)
+                rk_pack(types[set[i]].id, weights[i], Int32(rows[set[i]]), Int32(K), p)
+                return p
+            }
+            defer { packed.forEach { $0.deallocate() } }
+            var many = packable.enumerated().map { j, i in
+                rk_product(type: types[set[i]].id, W: UnsafeRawPointer(packed[j]), packed: 1, rows: Int32(rows[set[i]]), y: outputs[i])
+            }
+            rk_matmul_many(&many, Int32(many.count), Int32(K), x, Int32(T))
+            for (j, i) in packable.enumerated() {
+                var alone = [Float](repeating: .nan, count: rows[set[i]] * T)
+                rk_matmul_packed(types[set[i]].id, packed[j], Int32(rows[set[i]]), Int32(K), x, Int32(T), &alone)
+                #expect(Array(UnsafeBufferPointer(start: outputs[i], count: rows[set[i]] * T)).map(\.bitPattern) == alone.map(\.bitPattern))
+            }
+        }
+    }
+
     @Test("results are bit-identical for 1 and 2 threads", arguments: allTypes)
     func bitIdenticalAcrossThreads(_ t: WeightType) {
         var rng = RNG(UInt64(t.id) + 13)

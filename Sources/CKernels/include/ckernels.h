@@ -55,6 +55,12 @@ size_t rk_packed_row_size(int type, int K);
 void rk_pack(int type, const void *W, int rows, int K, void *dst);
 void rk_matmul_packed(int type, const void *P, int rows, int K, const float *x, int T, float *y);
 
+// Up to 4 products over the same input x (K columns, T tokens), such as a layer's q, k and v: the
+// input is quantised once per activation format and the threads meet once, not once per product.
+// Each y is exactly what rk_matmul (or rk_matmul_packed, with `packed`) gives.
+typedef struct { int type; const void *W; int packed; int rows; float *y; } rk_product;
+void rk_matmul_many(const rk_product *p, int n, int K, const float *x, int T);
+
 // --- Attention --------------------------------------------------------------------------------
 // Causal attention for T queries at positions pos0 ..< pos0+T, with grouped K/V heads.
 // q, out: [T][n_head*hd]; k, v: [pos0+T][n_kv*hd] (this layer's cache, row stride kv_stride floats).

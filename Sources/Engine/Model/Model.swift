@@ -246,9 +246,7 @@ public final class Model: @unchecked Sendable {
             for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.attnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
 
             // q (T, qDim), k and v (T, kvDim): one product each over every row's positions
-            w.wq.apply(s.xb, count: T, into: s.q)
-            w.wk.apply(s.xb, count: T, into: s.k)
-            w.wv.apply(s.xb, count: T, into: s.v)
+            WeightMatrix.apply([(w.wq, s.q), (w.wk, s.k), (w.wv, s.v)], s.xb, count: T)
             for t in 0..<T {
                 finishQKV(w, q: s.q + t * qDim, k: s.k + t * kvDim, v: s.v + t * kvDim, cos: s.cos + t * half, sin: s.sin + t * half)
             }
@@ -270,8 +268,7 @@ public final class Model: @unchecked Sendable {
 
             // Feed-forward: x += down(silu(gate(xn)) * up(xn))
             for t in 0..<T { rmsNorm(s.x + t * dim, weight: w.ffnNorm, into: s.xb + t * dim, n: dim, eps: c.rmsEps) }
-            w.gate.apply(s.xb, count: T, into: s.hb)
-            w.up.apply(s.xb, count: T, into: s.hb2)
+            WeightMatrix.apply([(w.gate, s.hb), (w.up, s.hb2)], s.xb, count: T)
             swiglu(s.hb, s.hb2, n: T * c.ffnDim)
             w.down.apply(s.hb, count: T, into: s.xb)
             addInPlace(s.x, s.xb, n: T * dim)
