@@ -39,6 +39,10 @@ public struct ModeSummary: Codable, Sendable, Equatable {
     public var truncated: Int
     /// Outputs without an extractable answer.
     public var unanswered: Int
+    /// Shared problems whose output is exactly large's.
+    public var sameAsLarge: Int?
+    /// Modes that draft: what speculation could give at most if verification were free.
+    public var draftBound: DraftBound?
 
     enum CodingKeys: String, CodingKey {
         case mode, n, correct, accuracy
@@ -53,6 +57,23 @@ public struct ModeSummary: Codable, Sendable, Equatable {
         case relativeCost = "relative_cost"
         case meanHandovers = "mean_handovers"
         case acceptance, truncated, unanswered
+        case sameAsLarge = "same_as_large", draftBound = "draft_bound"
+    }
+}
+
+/// The ceiling on a drafting mode's speed-up, from the eval's own counts (Leviathan et al. 2023's
+/// formula with measured numbers): if verifying a round's drafts cost no more than one plain step
+/// of the large model, the mode would take R plain steps (R rounds, each ending with a token of
+/// the large model's own) plus the small model's decoding, against G steps of large alone.
+public struct DraftBound: Codable, Sendable, Equatable {
+    /// The small model's decode seconds per drafted token over large's decode seconds per token.
+    public var costRatio: Double
+    /// Tokens the large model is credited with per verification round (accepted drafts + 1).
+    public var tokensPerRound: Double
+    public var bound: Double
+
+    enum CodingKeys: String, CodingKey {
+        case costRatio = "cost_ratio", tokensPerRound = "tokens_per_round", bound
     }
 }
 
@@ -118,6 +139,22 @@ public enum Report {
                     cost = modeCost / largeCost
                 }
             }
+            // Drafting modes: the ceiling on their speed-up if verification were free.
+            var bound: DraftBound?
+            let sharedDrafted = shared.map(\.drafted).reduce(0, +)
+            if sharedDrafted > 0 {
+                let largeDecode = shared.map { baselineByID[$0.id]!.decodeSeconds[RoleKey.large] ?? 0 }.reduce(0, +)
+                let largeTokens = shared.map { max(baselineByID[$0.id]!.generatedTokens - 1, 0) }.reduce(0, +)
+                let smallDecode = shared.map { $0.decodeSeconds[RoleKey.small] ?? 0 }.reduce(0, +)
+                let rounds = shared.map { ($0.tokens[RoleKey.large] ?? 0) - $0.accepted }.reduce(0, +)
+                if largeDecode > 0, largeTokens > 0, smallDecode > 0, rounds > 0 {
+                    let step = largeDecode / Double(largeTokens)
+                    let generated = Double(shared.map(\.generatedTokens).reduce(0, +))
+                    bound = DraftBound(costRatio: smallDecode / Double(sharedDrafted) / step,
+                                       tokensPerRound: Double(shared.map { $0.tokens[RoleKey.large] ?? 0 }.reduce(0, +)) / Double(rounds),
+                                       bound: generated * step / (smallDecode + Double(rounds) * step))
+                }
+            }
             let handovers = rs.compactMap(\.handovers)
             let drafted = rs.compactMap(\.drafted).reduce(0, +)
             let accepted = rs.compactMap(\.accepted).reduce(0, +)
@@ -131,7 +168,9 @@ public enum Report {
                 meanHandovers: handovers.isEmpty ? nil : Double(handovers.reduce(0, +)) / Double(handovers.count),
                 acceptance: drafted > 0 ? Double(accepted) / Double(drafted) : nil,
                 truncated: rs.filter { $0.finishReason == "length" }.count,
-                unanswered: rs.filter { $0.extracted == nil }.count))
+                unanswered: rs.filter { $0.extracted == nil }.count,
+                sameAsLarge: shared.isEmpty || mode == baseline ? nil : shared.filter { $0.output == baselineByID[$0.id]!.output }.count,
+                draftBound: bound))
         }
         return Summary(task: config?.task, problems: Set(records.map(\.id)).count, baseline: baseline,
                        parameters: params, modes: summaries, config: config)
@@ -211,6 +250,18 @@ public enum Report {
         return lines.joined(separator: "\n")
     }
 
+    /// One line per drafting mode: its speed-up against the ceiling if verification were free.
+    public static func draftBounds(_ summary: Summary) -> [String] {
+        summary.modes.compactMap { m in
+            guard let b = m.draftBound else { return nil }
+            let measured = m.speedup.map { ": measured \(times($0)), \(percent($0 / b.bound)) of it" } ?? ""
+            let same = m.sameAsLarge.map { "; \($0) of \(m.sharedWithLarge) outputs identical to large's" } ?? ""
+            return "`\(m.mode)`: the small model costs \(String(format: "%.3f", b.costRatio)) of the large per drafted token, "
+                + "a verification round gives \(String(format: "%.2f", b.tokensPerRound)) tokens (acceptance \(m.acceptance.map { percent($0) } ?? "—")); "
+                + "if verifying cost one plain step, at most \(times(b.bound))\(measured)\(same)."
+        }
+    }
+
     public static func markdown(_ summary: Summary) -> String {
         var out = "# relay eval: \(summary.task.map(taskTitle) ?? "results")\n\n"
         out += describe(summary).map { "- \($0)" }.joined(separator: "\n") + "\n\n"
@@ -225,6 +276,7 @@ public enum Report {
             let ps = RoleKey.sorted(summary.parameters.keys).map { "\($0) \(compactCount(summary.parameters[$0]!))" }
             notes.append("Cost vs large: parameter-weighted generated tokens (Σ parameters × tokens per model; \(ps.joined(separator: ", "))) relative to `large`, on the same problems.")
         }
+        notes += draftBounds(summary)
         let extras = summary.modes.filter { $0.truncated > 0 || $0.unanswered > 0 }
         for m in extras {
             notes.append("`\(m.mode)`: \(m.truncated) output\(m.truncated == 1 ? "" : "s") cut at the token limit, \(m.unanswered) without an extractable answer.")

@@ -89,6 +89,7 @@ extension RelayCommand.EvalCommand {
             note("\(taskSet.name): \(problems.count) problems × \(specs.count) modes → \(out)")
             let summary = try runner.run(directory: out, progress: ProgressBar())
             writeOut(Report.table(summary) + "\n")
+            for line in Report.draftBounds(summary) { writeOut(line + "\n") }
         }
 
         /// The relayllm head as the configuration pins it: by content, so that retraining the

@@ -52,6 +52,24 @@ let fakeParameters: [String: Double] = [RoleKey.large: 1.5e9, RoleKey.small: 0.5
         #expect(relay.accuracy == 0.8)
     }
 
+    @Test func aDraftingModeGetsItsCeilingIfVerifyingCostOnePlainStep() throws {
+        // large: 101 tokens in 10 s of decoding (0.1 s a token). speculative: the same 101 tokens
+        // in 41 rounds (60 of 80 drafts accepted), 4 s of small-model decoding (0.05 s a draft).
+        var large = sampleRecord("0", "large", seconds: 10, tokens: [RoleKey.large: 101])
+        large.generatedTokens = 101
+        large.decodeSeconds = [RoleKey.large: 10]
+        var spec = sampleRecord("0", "speculative", seconds: 8, tokens: [RoleKey.large: 101])
+        spec.generatedTokens = 101
+        (spec.drafted, spec.accepted) = (80, 60)
+        spec.decodeSeconds = [RoleKey.small: 4]
+        let m = try #require(Report.summarize([large, spec]).mode("speculative"))
+        let b = try #require(m.draftBound)
+        #expect(abs(b.costRatio - 0.5) < 1e-12 && abs(b.tokensPerRound - 101.0 / 41) < 1e-12)
+        #expect(abs(b.bound - 10.1 / (4 + 4.1)) < 1e-12)   // 101 steps of 0.1 s against 4 s + 41 steps
+        #expect(m.sameAsLarge == 1)
+        #expect(Report.draftBounds(Report.summarize([large, spec])).first?.contains("at most 1.25×: measured 1.25×") == true)
+    }
+
     @Test func withoutALargeRunThereIsNoSpeedUp() throws {
         let summary = Report.summarize(fakeRecords().filter { $0.mode != "large" }, parameters: fakeParameters)
         #expect(summary.modes.allSatisfy { $0.speedup == nil && $0.relativeCost == nil })
