@@ -131,7 +131,10 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
         if options.cancellation.isCancelled { finish = .stop; break }
         let step: Step
         do {
-            step = try strategy.step(context: context, atMost: min(budget - (context.count - prompt.count), contextSize - context.count))
+            // A cancel also drops what the step has queued on the models (the rest of a long prompt).
+            step = try options.cancellation.onCancel({ for s in strategy.sessions.values { s.model.batcher.abandon(s.cache) } }) {
+                try strategy.step(context: context, atMost: min(budget - (context.count - prompt.count), contextSize - context.count))
+            }
         } catch where options.cancellation.isCancelled {
             finish = .stop
             break

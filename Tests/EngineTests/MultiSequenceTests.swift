@@ -103,6 +103,24 @@ struct MultiSequenceTests {
         #expect(positions >= prompts.reduce(0) { $0 + $1.count } && after.forwards - before.forwards >= positions / 5)
     }
 
+    @Test("a prompt abandoned part-way stops at its current chunk, leaves its session usable, and the others run on")
+    func abandonedPrompt() throws {
+        let m = try Model(path: TestModels.smol.file.path)
+        m.batcher.stepBudget = 2
+        let long = Array(repeating: m.tokenizer.encode(" and the fox ran on", addBOS: false), count: 40).flatMap { $0 }
+        let session = Session(model: m, contextSize: 512), other = Session(model: m, contextSize: 512)
+        nonisolated(unsafe) var thrown: (any Error)?
+        let done = DispatchSemaphore(value: 0)
+        Thread { do { try session.sync(to: long) } catch { thrown = error }; done.signal() }.start()
+        while Batcher.totals.forwards == 0 || session.cache.count < 4 { usleep(1000) }
+        m.batcher.abandon(session.cache)
+        done.wait()
+        #expect(thrown is CancellationError)
+        #expect(session.cache.count == 0 && session.tokens.isEmpty)
+        let prompt = Array(long.prefix(9))
+        #expect(try session.sync(to: prompt) == other.sync(to: prompt))
+    }
+
     @Test("a cache given twice in one batch is refused")
     func duplicateCache() throws {
         let m = TestModels.smol

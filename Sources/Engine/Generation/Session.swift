@@ -52,7 +52,13 @@ public final class Session: @unchecked Sendable {
         let row = Model.Row(cache: cache, tokens: new, logits: logitsFrom.map { .from($0 - keep) } ?? .last,
                             vocabulary: vocabulary, keepsHidden: keepsHidden)
         // Shares its forwards with what other sessions of this model run meanwhile (server slots).
-        let out = try model.batcher.run(row, model: model)
+        let out: Model.Output
+        do {
+            out = try model.batcher.run(row, model: model)
+        } catch {
+            cache.truncate(to: keep)   // a prompt abandoned part-way filled some positions
+            throw error
+        }
         if keepsHidden { hidden = out.hidden }
         let elapsed = Date().timeIntervalSince(start)
         if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }

@@ -22,6 +22,9 @@ public final class Batcher: @unchecked Sendable {
         var done = 0
         var logits: [Float] = [], hidden: [Float] = []
         var result: Result<Model.Output, any Error>?
+        /// In the forward a leader is running (its outputs are not in yet).
+        var running = false
+        var abandoned = false
         init(_ row: Model.Row) { self.row = row }
         var remaining: Int { row.tokens.count - done }
 
@@ -67,6 +70,19 @@ public final class Batcher: @unchecked Sendable {
         }
     }
 
+    /// Gives up the queued row of `cache` (its client left): it throws `CancellationError` at once,
+    /// or if a forward is running it, when that forward ends; prompt chunks not run yet never run.
+    public func abandon(_ cache: KVCache) {
+        condition.withLock {
+            for j in pending where j.row.cache === cache {
+                j.abandoned = true
+                if !j.running { j.result = .failure(CancellationError()) }
+            }
+            pending.removeAll { $0.result != nil }
+            condition.broadcast()
+        }
+    }
+
     /// Runs `row` in forwards with the rows other threads queue meanwhile; returns its output.
     func run(_ row: Model.Row, model: Model) throws -> Model.Output {
         try model.check(row)   // a bad row fails alone, not the batch it would join
@@ -92,6 +108,7 @@ public final class Batcher: @unchecked Sendable {
                 let n = min(j.remaining, limit - used)
                 batch.append((j, n)); used += n
             }
+            for (j, _) in batch { j.running = true }
             recent = [recent[1], Set(batch.map { ObjectIdentifier($0.job.row.cache) })]
             last = Dictionary(batch.map { (ObjectIdentifier($0.job.row.cache), $0.n) }, uniquingKeysWith: +)
             let rows = batch.map { $0.job.chunk($0.n) }
@@ -103,6 +120,8 @@ public final class Batcher: @unchecked Sendable {
             condition.lock()
             if rows.allSatisfy({ $0.firstWanted == 0 }) { costs.observe(used, ms: ms) }
             for (i, (j, n)) in batch.enumerated() {
+                j.running = false
+                if j.abandoned { j.result = .failure(CancellationError()); continue }
                 switch outputs {
                 case .failure(let error):
                     j.result = .failure(error)
