@@ -38,8 +38,8 @@ public final class Batcher: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var pending: [Job] = []
-    /// Most positions in one forward while rows are queued (nil: no limit, the forward itself cuts
-    /// at `maxBatch`). Set once by the server from `-b`.
+    /// Most positions in one forward while other sequences share the steps (nil: no limit, the
+    /// forward itself cuts at `maxBatch`). Set once by the server from `-b`.
     public var stepBudget: Int? {
         get { condition.withLock { budget } }
         set { condition.withLock { budget = newValue.map { max($0, 1) } } }
@@ -102,7 +102,10 @@ public final class Batcher: @unchecked Sendable {
             let deadline = Date().addingTimeInterval(Self.wait)
             let expected = recent[0].union(recent[1]).count
             while pending.count < expected, condition.wait(until: deadline) {}
-            let limit = budget ?? Int.max
+            // Alone, a prompt runs a full forward (`maxBatch` positions) per step: as fast as
+            // unchunked, and a request that arrives meanwhile waits for one chunk at most.
+            let shared = pending.count > 1 || expected > 1
+            let limit = budget.map { shared ? $0 : max($0, model.maxBatch) } ?? Int.max
             var batch: [(job: Job, n: Int)] = [], used = 0
             for j in pending.sorted(by: { $0.remaining < $1.remaining }) where used < limit {
                 let n = min(j.remaining, limit - used)
