@@ -25,7 +25,6 @@ typedef struct {
     size_t per_thread; // floats of scratch per thread
     size_t ss;         // floats per score row
     int nscratch;
-    _Atomic int next;
 } att_job;
 
 // ---- scalar (portable, and any head size) ------------------------------------------------------
@@ -307,64 +306,109 @@ RK_AVX2 static void group_avx2(const att_job *j, int t, int g, float *S, size_t 
 }
 #endif
 
-static void att_task(void *p, int ith, int nth) {
-    (void)nth;
-    att_job *j = (att_job *)p;
-    if (ith >= j->nscratch) return; // pool grew since we sized the scratch: the others take the work
-    float *S = j->scores + (size_t)ith * j->per_thread;
+// Work units of one row: (token, KV group) pairs where a grouped kernel fits the head size, else
+// (token, head) pairs on the portable path.
+static int att_grouped(const att_job *j) {
+#if RK_X86
+    return (j->isa >= 2 && j->hd % 16 == 0) || (j->isa >= 1 && j->hd % 8 == 0);
+#else
+    (void)j;
+    return 0;
+#endif
+}
+
+static int att_units(const att_job *j) { return j->T * (att_grouped(j) ? j->n_kv : j->n_head); }
+
+static void att_unit(const att_job *j, int i, float *S) {
     const int G = j->n_head / j->n_kv;
     const size_t qrow = (size_t)j->n_head * j->hd;
+    const int per_t = att_units(j) / j->T;
+    const int t = j->T - 1 - i / per_t, u = i % per_t; // latest (heaviest) tokens first
 #if RK_X86
-    const int grouped = (j->isa >= 2 && j->hd % 16 == 0) || (j->isa >= 1 && j->hd % 8 == 0);
-#else
-    const int grouped = 0;
+    if (att_grouped(j)) {
+        float *A = S + (size_t)G * j->ss;
+        if (j->isa >= 2 && j->hd % 16 == 0) group_avx512(j, t, u, S, j->ss, A);
+        else group_avx2(j, t, u, S, j->ss, A);
+        return;
+    }
 #endif
-    const int per_t = grouped ? j->n_kv : j->n_head, total = j->T * per_t;
+    const int n = j->pos0 + t + 1;
+    const size_t koff = (size_t)(u / G) * j->hd;
+    head_scalar(j, j->q + (size_t)t * qrow + (size_t)u * j->hd, j->k + koff, j->v + koff,
+                j->out + (size_t)t * qrow + (size_t)u * j->hd, n, S);
+}
+
+// The units of several rows (sequences of one forward) in one queue: the threads meet once a layer.
+typedef struct {
+    att_job *rows;
+    int n;
+    int *start; // first unit of each row; start[n] = all units
+    _Atomic int next;
+} att_many;
+
+static void att_task(void *p, int ith, int nth) {
+    (void)nth;
+    att_many *m = (att_many *)p;
+    if (ith >= m->rows[0].nscratch) return; // pool grew since we sized the scratch: the others take the work
+    float *S = m->rows[0].scores + (size_t)ith * m->rows[0].per_thread;
+    int r = 0;
     for (;;) {
-        const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (i >= total) break;
-        const int t = j->T - 1 - i / per_t, u = i % per_t; // latest (heaviest) tokens first
-#if RK_X86
-        if (grouped) {
-            float *A = S + (size_t)G * j->ss;
-            if (j->isa >= 2 && j->hd % 16 == 0) group_avx512(j, t, u, S, j->ss, A);
-            else group_avx2(j, t, u, S, j->ss, A);
-            continue;
-        }
-#endif
-        const int n = j->pos0 + t + 1;
-        const size_t koff = (size_t)(u / G) * j->hd;
-        head_scalar(j, j->q + (size_t)t * qrow + (size_t)u * j->hd, j->k + koff, j->v + koff,
-                    j->out + (size_t)t * qrow + (size_t)u * j->hd, n, S);
+        const int i = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
+        if (i >= m->start[m->n]) break;
+        while (i >= m->start[r + 1]) r++;
+        att_unit(&m->rows[r], i - m->start[r], S);
     }
 }
 
-void rk_attention_isa(int isa, const float *q, const float *k, const float *v, float *out, int T, int pos0,
-                      int n_head, int n_kv, int hd, int kv_stride, float scale) {
-    if (T <= 0 || n_head <= 0 || n_kv <= 0 || hd <= 0 || n_head % n_kv || n_head / n_kv > 64) return;
+static void rk_attention_rows_isa(int isa, const rk_attention_row *rows, int n, int n_head, int n_kv, int hd, int kv_stride, float scale) {
+    if (n <= 0 || n_head <= 0 || n_kv <= 0 || hd <= 0 || n_head % n_kv || n_head / n_kv > 64) return;
     if (isa > rk_isa_hw()) isa = rk_isa_hw();
     const int nested = rk_in_parallel();
     const int nth = nested ? 1 : rk_threads_count();
     struct fbuf *sb = nested ? &tl_scratch : &g_scratch;
-    att_job j = {q, k, v, out, T, pos0, n_head, n_kv, hd, kv_stride, isa, scale, NULL, 0, 0, nth, 0};
-    // per thread: G score rows, then 2*G*hd accumulators
+    att_job one[1];
+    int one_start[2];
+    att_job *jobs = n == 1 ? one : malloc(sizeof(att_job) * (size_t)n);
+    int *start = n == 1 ? one_start : malloc(sizeof(int) * (size_t)(n + 1));
+    if (!jobs || !start) { if (n > 1) { free(jobs); free(start); } return; }
+    // per thread: G score rows (long enough for the longest row), then 2*G*hd accumulators
     const int G = n_head / n_kv;
-    j.ss = ((size_t)(pos0 + T) + 16 + 15) & ~(size_t)15;
-    j.per_thread = (G * j.ss + 2 * (size_t)G * hd + 15) & ~(size_t)15;
+    int longest = 0;
+    for (int r = 0; r < n; r++)
+        if (rows[r].pos0 + rows[r].T > longest) longest = rows[r].pos0 + rows[r].T;
+    const size_t ss = ((size_t)longest + 16 + 15) & ~(size_t)15;
+    const size_t per_thread = (G * ss + 2 * (size_t)G * hd + 15) & ~(size_t)15;
     if (!nested) pthread_mutex_lock(&g_lock);
-    const size_t need = j.per_thread * (size_t)nth;
+    const size_t need = per_thread * (size_t)nth;
     if (need > sb->cap) { // grow-only
         free(sb->p);
         sb->p = (float *)aligned_alloc(64, ((need + need / 4) * 4 + 63) & ~(size_t)63);
         sb->cap = sb->p ? need + need / 4 : 0;
     }
     if (sb->p) {
-        j.scores = sb->p;
-        atomic_store_explicit(&j.next, 0, memory_order_relaxed);
-        if (nth > 1 && (int64_t)T * n_head > 1) rk_parallel(att_task, &j);
-        else att_task(&j, 0, 1);
+        start[0] = 0;
+        for (int r = 0; r < n; r++) {
+            jobs[r] = (att_job){rows[r].q, rows[r].k, rows[r].v, rows[r].out, rows[r].T > 0 ? rows[r].T : 0, rows[r].pos0,
+                                n_head, n_kv, hd, kv_stride, isa, scale, sb->p, per_thread, ss, nth};
+            start[r + 1] = start[r] + (jobs[r].T > 0 ? att_units(&jobs[r]) : 0);
+        }
+        att_many m = {jobs, n, start, 0};
+        if (nth > 1 && start[n] > 1) rk_parallel(att_task, &m);
+        else att_task(&m, 0, 1);
     }
     if (!nested) pthread_mutex_unlock(&g_lock);
+    if (n > 1) { free(jobs); free(start); }
+}
+
+void rk_attention_rows(const rk_attention_row *rows, int n, int n_head, int n_kv, int hd, int kv_stride, float scale) {
+    rk_attention_rows_isa(rk_isa(), rows, n, n_head, n_kv, hd, kv_stride, scale);
+}
+
+void rk_attention_isa(int isa, const float *q, const float *k, const float *v, float *out, int T, int pos0,
+                      int n_head, int n_kv, int hd, int kv_stride, float scale) {
+    if (T <= 0) return;
+    const rk_attention_row row = {q, k, v, out, T, pos0};
+    rk_attention_rows_isa(isa, &row, 1, n_head, n_kv, hd, kv_stride, scale);
 }
 
 void rk_attention(const float *q, const float *k, const float *v, float *out, int T, int pos0, int n_head, int n_kv,

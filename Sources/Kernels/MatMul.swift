@@ -103,10 +103,21 @@ public enum Threads {
     }
 }
 
-/// Causal grouped-query attention over a layer's cache (see rk_attention).
+/// One row of `attention(rows:)`: its queries and output (count positions) and its layer's cache,
+/// which holds start + count positions.
+public struct AttentionRow {
+    let row: rk_attention_row
+    public init(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int, start: Int) {
+        row = rk_attention_row(q: q, k: k, v: v, out: out, T: Int32(count), pos0: Int32(start))
+    }
+}
+
+/// Causal attention of several rows of one forward, each over its own cache, as one job on the
+/// threads; each row's output is exactly what `attention` gives it alone.
 @inline(__always)
-public func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                      out: UnsafeMutablePointer<Float>, count T: Int, start pos0: Int,
-                      heads: Int, kvHeads: Int, headDim: Int, kvStride: Int, scale: Float) {
-    rk_attention(q, k, v, out, Int32(T), Int32(pos0), Int32(heads), Int32(kvHeads), Int32(headDim), Int32(kvStride), scale)
+public func attention(rows: [AttentionRow], heads: Int, kvHeads: Int, headDim: Int, kvStride: Int, scale: Float) {
+    let raw = rows.map(\.row)
+    raw.withUnsafeBufferPointer {
+        rk_attention_rows($0.baseAddress, Int32($0.count), Int32(heads), Int32(kvHeads), Int32(headDim), Int32(kvStride), scale)
+    }
 }

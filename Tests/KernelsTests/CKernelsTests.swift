@@ -463,6 +463,29 @@ struct CKernelsTests {
         }
     }
 
+    @Test("attention of several rows in one job gives each row exactly its own result")
+    func attentionRows() {
+        var rng = RNG(77)
+        let (nh, nkv, hd) = (12, 2, 64), stride = nkv * hd
+        let shapes = [(1, 40), (5, 7), (1, 0), (3, 90)]   // (T, pos0) per row
+        let q = shapes.map { randomVector($0.0 * nh * hd, rng: &rng) }
+        let k = shapes.map { randomVector(($0.0 + $0.1) * stride, rng: &rng) }, v = shapes.map { randomVector(($0.0 + $0.1) * stride, rng: &rng) }
+        let outs = shapes.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.0 * nh * hd) }
+        let qs = q.map { a in UnsafeMutablePointer<Float>.allocate(capacity: a.count) }, ks = k.map { a in UnsafeMutablePointer<Float>.allocate(capacity: a.count) }
+        let vs = v.map { a in UnsafeMutablePointer<Float>.allocate(capacity: a.count) }
+        defer { (outs + qs + ks + vs).forEach { $0.deallocate() } }
+        for i in shapes.indices {
+            qs[i].update(from: q[i], count: q[i].count); ks[i].update(from: k[i], count: k[i].count); vs[i].update(from: v[i], count: v[i].count)
+        }
+        var rows = shapes.indices.map { i in rk_attention_row(q: qs[i], k: ks[i], v: vs[i], out: outs[i], T: Int32(shapes[i].0), pos0: Int32(shapes[i].1)) }
+        rk_attention_rows(&rows, Int32(rows.count), Int32(nh), Int32(nkv), Int32(hd), Int32(stride), 0.125)
+        for (i, (T, pos0)) in shapes.enumerated() {
+            var alone = [Float](repeating: .nan, count: T * nh * hd)
+            rk_attention(q[i], k[i], v[i], &alone, Int32(T), Int32(pos0), Int32(nh), Int32(nkv), Int32(hd), Int32(stride), 0.125)
+            #expect(Array(UnsafeBufferPointer(start: outs[i], count: T * nh * hd)).map(\.bitPattern) == alone.map(\.bitPattern), "row \(i)")
+        }
+    }
+
     @Test("thread pool runs the job once on every thread, and nested jobs inline")
     func threadPool() {
         let saved = rk_threads_count()

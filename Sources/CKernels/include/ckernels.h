@@ -67,6 +67,10 @@ void rk_matmul_many(const rk_product *p, int n, int K, const float *x, int T);
 // Query t sees key positions 0 ... pos0+t. Runs on the thread pool.
 void rk_attention(const float *q, const float *k, const float *v, float *out, int T, int pos0,
                   int n_head, int n_kv, int hd, int kv_stride, float scale);
+// The same for several rows of one forward (each its own queries, cache, T and pos0), as one job:
+// each row's output is exactly what rk_attention gives it alone.
+typedef struct { const float *q, *k, *v; float *out; int T, pos0; } rk_attention_row;
+void rk_attention_rows(const rk_attention_row *rows, int n, int n_head, int n_kv, int hd, int kv_stride, float scale);
 
 #ifdef __cplusplus
 }

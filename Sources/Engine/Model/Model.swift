@@ -251,16 +251,18 @@ public final class Model: @unchecked Sendable {
                 finishQKV(w, q: s.q + t * qDim, k: s.k + t * kvDim, v: s.v + t * kvDim, cos: s.cos + t * half, sin: s.sin + t * half)
             }
 
-            // Per row: k and v into its cache, then causal attention over its positions 0 ... count + i -> att (T, qDim)
-            var t0 = 0
+            // Per row: k and v into its cache; then causal attention of every row over its own
+            // positions 0 ... count + i, as one job -> att (T, qDim)
+            var t0 = 0, rows: [AttentionRow] = []
+            rows.reserveCapacity(parts.count)
             for p in parts {
                 let n = p.tokens.count, pos0 = p.cache.count, keys = p.cache.keys(layer: l), values = p.cache.values(layer: l)
                 (keys + pos0 * kvDim).update(from: s.k + t0 * kvDim, count: n * kvDim)
                 (values + pos0 * kvDim).update(from: s.v + t0 * kvDim, count: n * kvDim)
-                attention(q: s.q + t0 * qDim, k: keys, v: values, out: s.att + t0 * qDim, count: n, start: pos0,
-                          heads: c.heads, kvHeads: c.kvHeads, headDim: hd, kvStride: kvDim, scale: 1 / Float(hd).squareRoot())
+                rows.append(AttentionRow(q: s.q + t0 * qDim, k: keys, v: values, out: s.att + t0 * qDim, count: n, start: pos0))
                 t0 += n
             }
+            attention(rows: rows, heads: c.heads, kvHeads: c.kvHeads, headDim: hd, kvStride: kvDim, scale: 1 / Float(hd).squareRoot())
 
             // Output projection and residual: x += Wo att
             w.wo.apply(s.att, count: T, into: s.xb)
