@@ -129,7 +129,7 @@ class Server:
 def long_prompt(server, n_tokens, tokens):
     """3 streams decode; an n-token prompt arrives. Returns (p99 gap during its prefill, median gap
     outside it, its time to first token), gaps between the streams' chunks."""
-    text = " ".join(f"Item {i}: the {TOPICS[i % len(TOPICS)]} was noted." for i in range(n_tokens // 9))
+    text = " ".join(f"Item {i}: the {TOPICS[i % len(TOPICS)]} was noted." for i in range(n_tokens // 13))
     stamps, window = [[] for _ in range(3)], {}
 
     def stream(k):
@@ -145,10 +145,12 @@ def long_prompt(server, n_tokens, tokens):
         window["start"] = time.time()
         r = server.client.chat.completions.create(
             model=server.model, temperature=0, max_tokens=1, seed=1, stream=True, extra_body=server.extra,
-            messages=[{"role": "user", "content": text + "\nHow many items are there?"}])
+            stream_options={"include_usage": True}, messages=[{"role": "user", "content": text + "\nHow many items are there?"}])
         for chunk in r:
             if "end" not in window:
                 window["end"] = time.time()
+            if chunk.usage:
+                window["tokens"] = chunk.usage.prompt_tokens
         window.setdefault("end", time.time())
 
     with cf.ThreadPoolExecutor(4) as pool:
@@ -160,7 +162,7 @@ def long_prompt(server, n_tokens, tokens):
             (inside if window["start"] <= b and a <= window["end"] else outside).append(b - a)
     inside.sort(), outside.sort()
     p99 = inside[min(len(inside) - 1, int(round(0.99 * (len(inside) - 1))))] if inside else float("nan")
-    return p99, outside[len(outside) // 2] if outside else float("nan"), window["end"] - window["start"]
+    return p99, outside[len(outside) // 2] if outside else float("nan"), window["end"] - window["start"], window.get("tokens", 0)
 
 
 def main():
@@ -191,7 +193,7 @@ def main():
     try:
         port = free_port()
         cmd = [a.relay, "serve", "-m", gguf, "--port", str(port), "-np", str(a.np), "--queue", "64",
-               "-t", str(a.threads), "-c", str(max(1024, a.long_prompt + 512)), "--model-id", a.model]
+               "-t", str(a.threads), "-c", str(max(1024, 2 * a.long_prompt)), "--model-id", a.model]
         cmd += ["-md", path(a.draft)] if a.draft else []
         cmd += ["-b", str(a.batch_size)] if a.batch_size else []
         for mode in modes:
@@ -209,8 +211,7 @@ def main():
         prefill = []
         if a.long_prompt:
             for s in servers[:2] if a.draft else servers[:1]:
-                p99, median, ttft = long_prompt(s, a.long_prompt, 4 * a.tokens)
-                prefill.append((s.name, p99, median, ttft))
+                prefill.append((s.name,) + long_prompt(s, a.long_prompt, 4 * a.tokens))
     finally:
         for s in servers:
             s.stop()
@@ -238,8 +239,8 @@ def main():
         # Greedy speculation is greedy decoding: every mode that keeps the large model's tokens answers as large did.
         same = {s.name: sum(1 for i, t in s.reference.items() if servers[0].reference.get(i) == t) for s in servers[1:len(modes)]}
         print("single-client answers equal to large's: " + ", ".join(f"{k} {v}/{len(servers[0].reference)}" for k, v in same.items()))
-    for name, p99, median, ttft in prefill:
-        print(f"{name}: a {a.long_prompt}-token prompt among 3 streams: their p99 gap during its prefill {p99 * 1000:.0f} ms, "
+    for name, p99, median, ttft, n in prefill:
+        print(f"{name}: a {n}-token prompt among 3 streams: their p99 gap during its prefill {p99 * 1000:.0f} ms, "
               f"median gap outside it {median * 1000:.0f} ms ({p99 / median:.1f}x), its time to first token {ttft:.1f} s")
     json.dump(out, open(os.environ.get("BENCH_JSON", "/dev/null"), "w"))
 
