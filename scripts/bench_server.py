@@ -129,7 +129,7 @@ class Server:
 def long_prompt(server, n_tokens, tokens):
     """3 streams decode; an n-token prompt arrives. Returns (p99 gap during its prefill, median gap
     outside it, its time to first token), gaps between the streams' chunks."""
-    text = " ".join(f"Item {i}: the {TOPICS[i % len(TOPICS)]} was noted." for i in range(n_tokens // 13))
+    text = f"Notes kept by {server.name}. " + " ".join(f"Item {i}: the {TOPICS[i % len(TOPICS)]} was noted." for i in range(n_tokens // 13))
     stamps, window = [[] for _ in range(3)], {}
 
     def stream(k):

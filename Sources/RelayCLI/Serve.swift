@@ -28,8 +28,8 @@ extension RelayCommand {
         var slots = 1
 
         @Option(name: [.customShort("b"), .customLong("batch-size")],
-                help: "Most positions in one forward while requests share the engine: a long prompt is prefilled this many tokens per step between the others' tokens (llama-server's -b; a CPU forward of 2048 would stall them for seconds).")
-        var batchSize = 64
+                help: "Most positions in one forward while requests share the engine: a long prompt is prefilled this many tokens per step between the others' tokens (llama-server's -b). 0: as many as keep a step within twice the cost of the others' plain steps, from measured costs (a CPU forward of 2048 would stall them for seconds).")
+        var batchSize = 0
 
         @Option(name: .customLong("queue"), help: "Requests that may wait for a slot; more are refused with HTTP 429.")
         var queueLimit = 16
@@ -58,7 +58,7 @@ extension RelayCommand {
 
         func validate() throws {
             guard slots >= 1 else { throw ValidationError("-np must be at least 1") }
-            guard (1...4096).contains(batchSize) else { throw ValidationError("-b must be in 1...4096") }
+            guard (0...4096).contains(batchSize) else { throw ValidationError("-b must be in 0...4096 (0: sized from measured costs)") }
             guard queueLimit >= 0 else { throw ValidationError("--queue must be >= 0") }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
             for (name, seconds) in [("--timeout-idle", idleTimeout), ("--timeout-headers", headersTimeout), ("--timeout-body", bodyTimeout)] {
@@ -90,7 +90,7 @@ extension RelayCommand {
             let models = try model.pair(for: [try Mode.named(ModeSpec.parse(relay.mode).name)], remote: remoteLarge, sequences: slots, allGiven: true)
             var settings = try relay.settings(sampling: sampling.options.sampling)
             settings.largeFailureToSmall = remote.fallsBackToSmall
-            for m in [models.large, models.small] { m?.batcher.stepBudget = batchSize }
+            for m in [models.large, models.small] { m?.batcher.stepBudget = batchSize == 0 ? .auto : .positions(batchSize) }
             let pairs = (0..<slots).map { _ in models.sessions(contextSize: model.ctxSize) }
             let id = modelID ?? remote.largeModel ?? (remoteLarge == nil ? Self.name(of: model.model) : "relay-remote")
             let served = ServedModels(ids: [id], defaultMode: relay.mode, tokenizer: models.primary.tokenizer,

@@ -73,7 +73,7 @@ struct MultiSequenceTests {
     @Test("prompts cut into steps of a budget, verifications and drafts on four threads get exactly what they get alone")
     func mixedRowsUnderBudget() throws {
         let m = try Model(path: TestModels.smol.file.path, maxBatch: 5)
-        m.batcher.stepBudget = 5   // shorter than every prompt: each is prefilled over several steps (alone: maxBatch)
+        m.batcher.stepBudget = .positions(5)   // shorter than every prompt: each is prefilled over several steps (alone: maxBatch)
         let prompts = Self.prompts.map { m.tokenizer.encode($0 + " and then, a little later,", addBOS: m.tokenizer.addBOS) }
         // A speculative-shaped loop: a step of 3 positions with logits from the first, a narrowed
         // vocabulary step, then plain decoding; returns every logit it saw.
@@ -106,7 +106,7 @@ struct MultiSequenceTests {
     @Test("a prompt abandoned part-way stops at its current chunk, leaves its session usable, and the others run on")
     func abandonedPrompt() throws {
         let m = try Model(path: TestModels.smol.file.path, maxBatch: 4)   // alone, a prompt runs maxBatch positions a step
-        m.batcher.stepBudget = 2
+        m.batcher.stepBudget = .positions(2)
         let long = Array(repeating: m.tokenizer.encode(" and the fox ran on", addBOS: false), count: 40).flatMap { $0 }
         let session = Session(model: m, contextSize: 512), other = Session(model: m, contextSize: 512)
         nonisolated(unsafe) var thrown: (any Error)?

@@ -38,13 +38,26 @@ public final class Batcher: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var pending: [Job] = []
-    /// Most positions in one forward while other sequences share the steps (nil: no limit, the
-    /// forward itself cuts at `maxBatch`). Set once by the server from `-b`.
-    public var stepBudget: Int? {
-        get { condition.withLock { budget } }
-        set { condition.withLock { budget = newValue.map { max($0, 1) } } }
+    /// How many positions one forward may take while other sequences share the steps.
+    public enum StepBudget: Sendable, Equatable {
+        /// No limit: the forward itself cuts at `maxBatch` (one process, one sequence).
+        case unlimited
+        /// At most this many (`-b N`).
+        case positions(Int)
+        /// As many as keep the step within twice the cost of the rows' plain steps, from the
+        /// measured cost of forwards by positions: a long prompt then at most doubles the gap
+        /// between the other streams' tokens, on any machine (`-b 0`).
+        case auto
     }
-    private var budget: Int?
+
+    /// Set once by the server from `-b`.
+    public var stepBudget: StepBudget {
+        get { condition.withLock { budget } }
+        set { condition.withLock { budget = newValue } }
+    }
+    private var budget = StepBudget.unlimited
+    /// Engine time of every forward by its positions (the auto budget's estimate).
+    private var stepCosts = CostCurve()
     /// Forwards run, rows and positions they carried, over every model (rows / forwards is the mean batch).
     nonisolated(unsafe) private static var counts = (forwards: 0, rows: 0, positions: 0)
     private static let countsLock = NSLock()
@@ -83,6 +96,19 @@ public final class Batcher: @unchecked Sendable {
         }
     }
 
+    /// The auto budget for a step of `rows` rows: the most positions (at least one more than the
+    /// rows, so a prompt always advances) whose estimated cost stays within twice that of one
+    /// position per row. 16 until two sizes were measured.
+    private func autoLimit(rows: Int, most: Int) -> Int {
+        guard let plain = stepCosts.ms(rows) else { return max(16, rows + 1) }
+        var (low, high) = (rows + 1, max(most, rows + 1))   // the answer lies in low...high
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if let c = stepCosts.ms(mid), c <= 2 * plain { low = mid } else { high = mid - 1 }
+        }
+        return low
+    }
+
     /// Runs `row` in forwards with the rows other threads queue meanwhile; returns its output.
     func run(_ row: Model.Row, model: Model) throws -> Model.Output {
         try model.check(row)   // a bad row fails alone, not the batch it would join
@@ -105,7 +131,12 @@ public final class Batcher: @unchecked Sendable {
             // Alone, a prompt runs a full forward (`maxBatch` positions) per step: as fast as
             // unchunked, and a request that arrives meanwhile waits for one chunk at most.
             let shared = pending.count > 1 || expected > 1
-            let limit = budget.map { shared ? $0 : max($0, model.maxBatch) } ?? Int.max
+            let limit: Int
+            switch budget {
+            case .unlimited: limit = Int.max
+            case .positions(let b): limit = shared ? max(b, 1) : max(b, model.maxBatch)
+            case .auto: limit = shared ? autoLimit(rows: pending.count, most: model.maxBatch) : model.maxBatch
+            }
             var batch: [(job: Job, n: Int)] = [], used = 0
             for j in pending.sorted(by: { $0.remaining < $1.remaining }) where used < limit {
                 let n = min(j.remaining, limit - used)
@@ -122,6 +153,7 @@ public final class Batcher: @unchecked Sendable {
             Self.countsLock.withLock { Self.counts.forwards += 1; Self.counts.rows += batch.count; Self.counts.positions += used }
             condition.lock()
             if rows.allSatisfy({ $0.firstWanted == 0 }) { costs.observe(used, ms: ms) }
+            stepCosts.observe(used, ms: ms)
             for (i, (j, n)) in batch.enumerated() {
                 j.running = false
                 if j.abandoned { j.result = .failure(CancellationError()); continue }
