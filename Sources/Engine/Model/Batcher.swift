@@ -62,8 +62,10 @@ public final class Batcher: @unchecked Sendable {
     nonisolated(unsafe) private static var counts = (forwards: 0, rows: 0, positions: 0)
     private static let countsLock = NSLock()
     public static var totals: (forwards: Int, rows: Int, positions: Int) { countsLock.withLock { counts } }
-    /// The caches of the last two batches: the sequences expected in the next one.
-    private var recent: [Set<ObjectIdentifier>] = [[], []]
+    /// Positions per sequence in the last forward, and the sequences of the one before: together
+    /// the sequences expected in the next one.
+    private var last: [ObjectIdentifier: Int] = [:]
+    private var previous: Set<ObjectIdentifier> = []
     /// A thread is running a batch; the others wait on `condition` for their outputs.
     private var leading = false
     static let wait = 0.005
@@ -71,8 +73,6 @@ public final class Batcher: @unchecked Sendable {
     /// Engine time of forwards in which every position wanted logits (decode steps, verifications,
     /// drafts), by their positions: what one more row would cost in the next one.
     private var costs = CostCurve()
-    /// Positions per sequence in the last forward.
-    private var last: [ObjectIdentifier: Int] = [:]
 
     /// The cost curve of this model's forwards, and the positions that rows other than `cache`'s
     /// carried in the last one (the batch a row of `cache` is about to join).
@@ -126,7 +126,7 @@ public final class Batcher: @unchecked Sendable {
             // Lead: wait a moment for the rest of the last batch, then run what fits this step.
             leading = true
             let deadline = Date().addingTimeInterval(Self.wait)
-            let expected = recent[0].union(recent[1]).count
+            let expected = previous.union(last.keys).count
             while pending.count < expected, condition.wait(until: deadline) {}
             // Alone, a prompt runs a full forward (`maxBatch` positions) per step: as fast as
             // unchunked, and a request that arrives meanwhile waits for one chunk at most.
@@ -143,7 +143,7 @@ public final class Batcher: @unchecked Sendable {
                 batch.append((j, n)); used += n
             }
             for (j, _) in batch { j.running = true }
-            recent = [recent[1], Set(batch.map { ObjectIdentifier($0.job.row.cache) })]
+            previous = Set(last.keys)
             last = Dictionary(batch.map { (ObjectIdentifier($0.job.row.cache), $0.n) }, uniquingKeysWith: +)
             let rows = batch.map { $0.job.chunk($0.n) }
             condition.unlock()
@@ -160,6 +160,8 @@ public final class Batcher: @unchecked Sendable {
                 switch outputs {
                 case .failure(let error):
                     j.result = .failure(error)
+                case .success(let out) where j.done == 0 && n == j.row.tokens.count:
+                    j.result = .success(out[i])   // the whole row in one step: no copy into the job
                 case .success(let out):
                     j.logits += out[i].logits; j.hidden += out[i].hidden; j.done += n
                     if j.remaining == 0 { j.result = .success(Model.Output(logits: j.logits, hidden: j.hidden)) }
