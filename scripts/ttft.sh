@@ -25,6 +25,7 @@ for _ in range(int(rounds)):
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times[name].append(time.time() - t0)
 r, l = statistics.median(times["relay"]), statistics.median(times["llama.cpp"])
-print(f"{path.split('/')[-1]}: time to first token of a fresh process, median of {rounds} interleaved runs: "
-      f"relay {r:.2f} s, llama.cpp (llama-simple) {l:.2f} s, ratio {r / l:.2f}x")
+rng = {k: f"{min(v):.2f}–{max(v):.2f}" for k, v in times.items()}
+print(f"{path.split('/')[-1]}: time to first token of a fresh process, median (range) of {rounds} interleaved runs: "
+      f"relay {r:.2f} s ({rng['relay']}), llama.cpp (llama-simple) {l:.2f} s ({rng['llama.cpp']}), ratio {r / l:.2f}x")
 PY
