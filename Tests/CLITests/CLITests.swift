@@ -150,6 +150,7 @@ struct CLITests {
         (["generate", "-p", "hi", "-n", "1", "-c", "100000000"], "needs 4.2 TiB"),
         (["generate", "-p", "hi", "-n", "1", "-c", "9223372036854775807"], "-c/--ctx-size must be in 1...1073741824"),
         (["serve", "--port", "0", "-c", "1000000", "-np", "4096"], "4096 sequences"),
+        (["serve", "--port", "0", "-b", "100000"], "-b must be in 0...4096"),
     ])
     func contextTooLarge(_ c: ([String], String)) throws {
         let r = try Relay.run([c.0[0], "-m", smol] + c.0.dropFirst())
