@@ -32,8 +32,8 @@
 #define TILE_UPTO4(TILE, TYPE, RM) TILE_UPTO2(TILE, TYPE, RM) TILE_CASE(TILE, TYPE, RM, 3) TILE_CASE(TILE, TYPE, RM, 4)
 #define TILE_UPTO8(TILE, TYPE, RM) TILE_UPTO4(TILE, TYPE, RM) TILE_CASE(TILE, TYPE, RM, 5) TILE_CASE(TILE, TYPE, RM, 6) \
     TILE_CASE(TILE, TYPE, RM, 7) TILE_CASE(TILE, TYPE, RM, 8)
-#define SMALL_T_BY_ROW(TILE, TYPE, RNB, PAIRS)                                                             \
-    if (t1 - t0 <= SMALL_T) {                                                                              \
+#define BY_ROW(TILE, TYPE, RNB, PAIRS)                                                                     \
+    {                                                                                                      \
         const int nc = (t1 - t0 + RNB - 1) / RNB;                                                          \
         int r = r0;                                                                                        \
         if (t1 - t0 >= PAIRS)                                                                              \
@@ -49,6 +49,10 @@
                 switch (m) { TILE_UPTO##RNB(TILE, TYPE, 1) }                                               \
                 t += m;                                                                                    \
             }                                                                                              \
+    }
+#define SMALL_T_BY_ROW(TILE, TYPE, RNB, PAIRS)                                                             \
+    if (t1 - t0 <= SMALL_T) {                                                                              \
+        BY_ROW(TILE, TYPE, RNB, PAIRS)                                                                     \
         return;                                                                                            \
     }
 
@@ -138,6 +142,7 @@ typedef struct {
     int G, BE, off;       // ACT_GRP: blocks per group, elements per block, weight zero point
     const uint8_t *lane;  // ACT_GRP: block -> lane in a full group
     const uint8_t *lane8; // block -> lane for a tail group of <= 8 blocks (NULL: padded full group)
+    int by_row;           // goes row by row at every token count (no weight reuse across rows to keep)
 } rk_kernel;
 
 // Lanes of the last (partial) group: 0 if none.

@@ -146,7 +146,7 @@ static void plan(mm_job *j, const rk_kernel *k, const uint8_t *W, size_t rs, int
     // stream into pieces the prefetchers restart on (4 tokens of the 0.5B model at times cost 2.2x
     // one token with 16 KiB chunks, against 1.3-1.6x with these).
     int rchunk;
-    if (T <= SMALL_T) {
+    if (T <= SMALL_T || k->by_row) {
         rchunk = rows / (nth * 8);
     } else {
         rchunk = (int)((16 * 1024) / rs);
