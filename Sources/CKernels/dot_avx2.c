@@ -170,11 +170,11 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
                         int RN, float *y, int ldy) {
     const size_t bb = lbytes(type);
     const int nb = K / QK;
-    const uint8_t *xg[4], *wr[4];
+    const uint8_t *xg[8], *wr[4];
     for (int j = 0; j < RN; j++) xg[j] = a->base + (size_t)(t0 + j) * a->stride;
     for (int i = 0; i < RM; i++) wr[i] = W + (size_t)(r0 + i) * rs;
     _Alignas(64) uint8_t wbuf[4][512];
-    _Alignas(64) float acc[4][4][8];
+    _Alignas(64) float acc[4][8][8];
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) _mm256_store_ps(acc[i][j], _mm256_setzero_ps());
     const __m256i ones = _mm256_set1_epi16(1);
@@ -185,7 +185,7 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
             else if (nb - b < 8) gunpack(type, wr[i] + (size_t)b * bb, nb - b, wbuf[i], &dw[i], &mn[i]);
             else gunpack(type, wr[i] + (size_t)b * bb, 8, wbuf[i], &dw[i], &mn[i]);
         }
-        __m256i isum[4][4];
+        __m256i isum[4][8];
         for (int j = 0; j < RN; j++) {
             const __m256i init = IS_K45(type) || HAS_MIN(type) ? _mm256_setzero_si256()
                                                                : _mm256_load_si256((const __m256i *)(xg[j] + 320));
@@ -207,7 +207,7 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
             }
         } else {
             for (int h = 0; h < 2; h++) {
-                __m256i s16[4][4];
+                __m256i s16[4][8];
                 for (int m = 4 * h; m < 4 * h + 4; m++) {
                     __m256i wm[4];
                     for (int i = 0; i < RM; i++) wm[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
@@ -408,19 +408,21 @@ A2 RK_INLINE void ftile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
 // ================================ drivers ====================================================
 
 // Every tile goes row by row, its tokens in near-equal groups of at most RNB: with 16 registers, two
-// rows at a time spill, and on Qwen 1.5B 9, 16 and 64 positions cost 273, 412 and 1,521 ms with
-// 2x4 tiles against 187, 292 and 1,257 ms row by row (relay bench --verify-counts, AVX2 EPYC).
+// rows at a time spill, and on Qwen 1.5B 9, 16 and 64 positions cost 264-288, 402-439 and
+// 1,485-1,601 ms with 2x4 tiles against 184-190, 296-316 and 1,251-1,328 ms row by row (relay bench
+// --verify-counts, AVX2 EPYC). ltile takes up to 8 tokens per unpack (5 positions 92-104 ms against
+// 112-142 with 3+2); Q6_K's ktile is faster at 2 (4: pp64 55-67 against 69-73 tok/s).
 #define DRIVER(name, TILE, TYPE, RNB)                                                                          \
     A2 static void name(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a, int t0, int t1,   \
                         float *y, int ldy) BY_ROW(TILE, TYPE, RNB, 1 << 30)
 
-DRIVER(mm_q4_0, ltile, RK_Q4_0, 4)
-DRIVER(mm_q4_1, ltile, RK_Q4_1, 4)
-DRIVER(mm_q5_0, ltile, RK_Q5_0, 4)
-DRIVER(mm_q5_1, ltile, RK_Q5_1, 4)
-DRIVER(mm_q8_0, ltile, RK_Q8_0, 4)
-DRIVER(mm_q4_k, ltile, RK_Q4_K, 4)
-DRIVER(mm_q5_k, ltile, RK_Q5_K, 4)
+DRIVER(mm_q4_0, ltile, RK_Q4_0, 8)
+DRIVER(mm_q4_1, ltile, RK_Q4_1, 8)
+DRIVER(mm_q5_0, ltile, RK_Q5_0, 8)
+DRIVER(mm_q5_1, ltile, RK_Q5_1, 8)
+DRIVER(mm_q8_0, ltile, RK_Q8_0, 8)
+DRIVER(mm_q4_k, ltile, RK_Q4_K, 8)
+DRIVER(mm_q5_k, ltile, RK_Q5_K, 8)
 DRIVER(mm_q6_k, ktile, RK_Q6_K, 2)
 DRIVER(mm_f32, ftile, RK_F32, 4)
 DRIVER(mm_f16, ftile, RK_F16, 4)

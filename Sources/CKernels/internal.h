@@ -16,9 +16,9 @@
 #endif
 
 #define RK_INLINE static inline __attribute__((always_inline))
-// Up to this many tokens the matmul drivers take the few-token path below (measured on Qwen 1.5B:
+// Up to this many tokens the AVX-512 drivers take the few-token path below (measured on Qwen 1.5B:
 // 2, 4, 8 tokens cost 50, 87, 136 ms against 95, 114, 149 with the many-token tiles; 16 tokens cost
-// 279 against 212).
+// 279 against 212). AVX2 kernels go row by row at every count (rk_kernel.by_row).
 #define SMALL_T 8
 
 // The few-token path of every ISA's matmul driver: decode and draft verification are memory-bound,
@@ -26,7 +26,7 @@
 // rows go two at a time so that each activation load serves both (AVX-512 from 3 tokens: Qwen
 // 1.5B's 5-position forward 44-63 ms -> 36 ms; on AVX2 one row at a time stays faster). The
 // tokens go in as few tiles as the kernel's widest (RNB) allows, of near-equal size, because
-// every tile unpacks its rows again: 5 tokens are one 5-wide tile on AVX-512, 3+2 on AVX2.
+// every tile unpacks its rows again: 5 tokens are one 5-wide tile (AVX2's Q6_K: 3+2).
 #define TILE_CASE(TILE, TYPE, RM, N) case N: TILE(TYPE, W, rs, r, RM, K, a, t, N, y, ldy); break;
 #define TILE_UPTO2(TILE, TYPE, RM) TILE_CASE(TILE, TYPE, RM, 1) TILE_CASE(TILE, TYPE, RM, 2)
 #define TILE_UPTO4(TILE, TYPE, RM) TILE_UPTO2(TILE, TYPE, RM) TILE_CASE(TILE, TYPE, RM, 3) TILE_CASE(TILE, TYPE, RM, 4)
