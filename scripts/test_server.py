@@ -28,6 +28,7 @@ import urllib.request
 import openai
 
 MODEL = "smollm2-135m"
+RELAY = None  # the binary under test (main sets it)
 KEY = "test-key"
 
 
@@ -154,7 +155,7 @@ def test_stream_matches_whole(s):
     last = chunks[-1]
     assert last.choices == [] and last.usage.completion_tokens == whole.usage.completion_tokens
     assert all(ch.usage is None for ch in chunks[:-1])
-    assert relay_of(last)["tokens"]["large"] == whole.usage.completion_tokens
+    assert relay_of(finals[0])["tokens"]["large"] == whole.usage.completion_tokens
     assert all((ch.model_extra or {}).get("relay_role") == "large" for ch in chunks if ch.choices and ch.choices[0].delta.content)
 
 
@@ -224,6 +225,69 @@ def test_logprobs(s):
     expect(400, lambda: chat(c, "Hi", logprobs=True, extra_body={"relay_mode": "relaygen"}), code="invalid_mode", words=["log-probabilities"])
 
 
+def token_ids(text):
+    out = subprocess.run([RELAY, "tokenize", "-m", MODEL, "--no-bos"], input=text, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def complete(c, prompt, **kw):
+    return c.completions.create(model=MODEL, prompt=prompt, temperature=0, **kw)
+
+
+def test_sampling_parameters(s):
+    c = s.client()
+    base = complete(c, "The capital of France is", max_tokens=8, logprobs=1)
+    first = base.choices[0].logprobs.tokens[0]
+    # logit_bias -100 bans the token greedy decoding chose first.
+    banned = complete(c, "The capital of France is", max_tokens=8, logprobs=1, logit_bias={str(token_ids(first)[0]): -100})
+    assert banned.choices[0].logprobs.tokens[0] != first, (first, banned.choices[0].text)
+    # A frequency penalty breaks a greedy repetition; without it the same request repeats.
+    plain = complete(c, "1, 1, 1, 1, 1, 1, 1, 1,", max_tokens=16).choices[0].text
+    fresh = complete(c, "1, 1, 1, 1, 1, 1, 1, 1,", max_tokens=16, frequency_penalty=2).choices[0].text
+    assert plain.count("1") > fresh.count("1"), (plain, fresh)
+    the = complete(c, "the the the the the the", max_tokens=16).choices[0].text
+    assert complete(c, "the the the the the the", max_tokens=16, presence_penalty=2).choices[0].text != the
+    # llama-server's per-request fields: top_k 1 keeps only the best token whatever the temperature.
+    hot = c.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=8, temperature=1.5, seed=3, extra_body={"top_k": 1})
+    assert hot.choices[0].text == base.choices[0].text
+    # ignore_eos writes the whole budget; without it a short answer ends at end of text.
+    short = chat(c, "Say hi.", max_tokens=60, temperature=0)
+    assert short.choices[0].finish_reason == "stop" and short.usage.completion_tokens < 60
+    long = chat(c, "Say hi.", max_tokens=60, temperature=0, extra_body={"ignore_eos": True})
+    assert long.choices[0].finish_reason == "length" and long.usage.completion_tokens == 60
+    # Greedy speculative writes what greedy large writes under the same penalties.
+    pen = {"frequency_penalty": 1, "presence_penalty": 0.5}
+    large = complete(c, "One, two, three,", max_tokens=24, **pen).choices[0].text
+    spec = complete(c, "One, two, three,", max_tokens=24, extra_body={"relay_mode": "speculative:draft-vocab=0"}, **pen)
+    assert spec.choices[0].text == large and relay_of(spec)["drafted"] > 0
+    expect(400, lambda: chat(c, "Hi", response_format={"type": "json_object"}), code="unsupported_parameter", words=["response_format"])
+    expect(400, lambda: chat(c, "Hi", tools=[{"type": "function", "function": {"name": "f"}}]), code="unsupported_parameter")
+    expect(400, lambda: chat(c, "Hi", logit_bias={"999999": 1}), words=["logit_bias"])
+
+
+def test_prompts_and_choices(s):
+    c = s.client()
+    alone = [complete(c, p, max_tokens=6).choices[0].text for p in ["The sky is", "Grass is"]]
+    r = complete(c, ["The sky is", "Grass is"], n=2, max_tokens=6)
+    assert [ch.index for ch in r.choices] == [0, 1, 2, 3]
+    assert [ch.text for ch in r.choices] == [alone[0], alone[0], alone[1], alone[1]]
+    assert r.usage.prompt_tokens == len(token_ids("The sky is")) + len(token_ids("Grass is"))
+    assert all("relay" in (ch.model_extra or {}) for ch in r.choices)
+    # Token ids are a prompt too, one array each.
+    ids = complete(c, [token_ids("The sky is"), token_ids("Grass is")], max_tokens=6)
+    assert [ch.text for ch in ids.choices] == alone
+    # Streamed, the chunks of each choice add up to its text, and each choice ends once.
+    texts, finals = {}, {}
+    for ch in complete(c, ["The sky is", "Grass is"], max_tokens=6, stream=True, stream_options={"include_usage": True}):
+        for choice in ch.choices:
+            texts[choice.index] = texts.get(choice.index, "") + choice.text
+            if choice.finish_reason:
+                finals[choice.index] = relay_of(ch)
+        usage = ch.usage
+    assert texts == {0: alone[0], 1: alone[1]} and set(finals) == {0, 1}
+    assert usage.prompt_tokens == ids.usage.prompt_tokens and usage.completion_tokens == ids.usage.completion_tokens
+
+
 def test_unknown_fields_ignored(s):
     r = chat(s.client(), "Hi", max_tokens=4, temperature=0, extra_body={"frobnicate": {"x": [1, 2]}, "presence_penalty": 0})
     assert r.choices[0].message.content is not None
@@ -272,7 +336,9 @@ def test_context_overflow(s):
 
 def test_bad_values(s):
     c = s.client()
-    expect(400, lambda: chat(c, "Hi", n=2), words=["n must be 1"])
+    expect(400, lambda: chat(c, "Hi", n=0), words=["n must be at least 1"])
+    # -np 2 and --queue 2 hold four generations.
+    expect(400, lambda: chat(c, "Hi", n=5), words=["5 choices", "at most 4"])
     expect(400, lambda: chat(c, "Hi", temperature=5), words=["temperature"])
     expect(400, lambda: chat(c, "Hi", extra_body={"relay_mode": "telepathy"}), code="invalid_mode", words=["telepathy"])
     expect(400, lambda: c.chat.completions.create(model=MODEL, messages=[]), words=["messages"])
@@ -595,7 +661,7 @@ def test_empty_key_refused(relay):
 
 TESTS = [test_models, test_chat, test_completion_length, test_completion_stop, test_stream_matches_whole,
          test_stream_completion_without_usage, test_seed_repeats, test_speculative_mode, test_relaygen_mode, test_small_mode,
-         test_logprobs, test_unknown_fields_ignored, test_malformed_json, test_wrong_type, test_unknown_model, test_context_overflow,
+         test_logprobs, test_sampling_parameters, test_prompts_and_choices, test_unknown_fields_ignored, test_malformed_json, test_wrong_type, test_unknown_model, test_context_overflow,
          test_bad_values, test_auth, test_concurrent_clients, test_full_queue_and_disconnect, test_metrics, test_playground,
          test_keep_alive, test_disconnect_stops_whole_answer, test_content_type, test_body_too_large, test_client_limits,
          test_cross_origin]
@@ -630,7 +696,8 @@ def stopped(server):
 
 
 def main():
-    relay = sys.argv[1]
+    global RELAY
+    relay = RELAY = sys.argv[1]
     only = sys.argv[2:]
     with tempfile.TemporaryDirectory() as tmp:
         cues = os.path.join(tmp, "cues.json")

@@ -49,8 +49,8 @@ public struct EvalRunner {
         try Harness.run(problems: task.problems, modes: modes.map(\.raw), scoring: task.scoring, store: store,
                         progress: progress, onRecord: onRecord) { problem, mode in
             let spec = byName[mode]!
-            let strategy = try Mode.make(spec, sessions: sessions, settings: settings)
             let prompt = tokenizer.encode(promptText(problem), addBOS: tokenizer.addBOS)
+            let strategy = try Mode.make(spec, sessions: sessions, settings: settings, promptTokens: prompt.count)
             let r = try Relay.generate(strategy, prompt: prompt, tokenizer: tokenizer, contextSize: contextSize, options: options)
             return (r.answer, Telemetry(r, mode: spec.raw))
         }

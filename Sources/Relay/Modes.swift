@@ -80,13 +80,25 @@ public struct Mode: Sendable {
     public static func needs(_ modes: [Mode]) -> Needs { modes.reduce([]) { $0.union($1.needs) } }
 
     /// `make` for a mode string.
-    public static func make(_ text: String, sessions: SessionPair, settings: Settings) throws -> DecodingStrategy {
-        try make(ModeSpec.parse(text), sessions: sessions, settings: settings)
+    public static func make(_ text: String, sessions: SessionPair, settings: Settings, promptTokens: Int = 0) throws -> DecodingStrategy {
+        try make(ModeSpec.parse(text), sessions: sessions, settings: settings, promptTokens: promptTokens)
     }
 
-    /// The strategy for `spec` over `sessions`; flags' values in `settings` are the parameters' defaults.
-    public static func make(_ spec: ModeSpec, sessions: SessionPair, settings: Settings) throws -> DecodingStrategy {
+    /// The strategy for `spec` over `sessions`; flags' values in `settings` are the parameters'
+    /// defaults. The strategy writes the answer to a prompt of `promptTokens` tokens (where the
+    /// presence and frequency penalties start counting).
+    public static func make(_ spec: ModeSpec, sessions: SessionPair, settings: Settings, promptTokens: Int = 0) throws -> DecodingStrategy {
         let mode = try named(spec.name)
+        if mode.name != "small", sessions.large == nil, sessions.remote != nil {
+            let s = settings.sampling
+            let unsupported = [(s.presencePenalty != 0, "presence_penalty"), (s.frequencyPenalty != 0, "frequency_penalty"), (!s.logitBias.isEmpty, "logit_bias")]
+            if let setting = unsupported.first(where: \.0)?.1 { throw ModeError.remoteSampling(mode: mode.name, setting: setting) }
+        }
+        var settings = settings
+        settings.sampling.answerStart = promptTokens
+        if settings.sampling.ignoreEOS, let tokenizer = (sessions.small ?? sessions.large)?.model.tokenizer {
+            for id in tokenizer.endOfGeneration { settings.sampling.logitBias[id] = -.infinity }
+        }
         let builder = Builder(mode: mode, values: spec.parameters, sessions: sessions, settings: settings)
         if let n = settings.topLogprobs {
             // One local model writes every token: its logits give the log-probabilities.
@@ -359,6 +371,8 @@ public enum ModeError: Error, CustomStringConvertible, Equatable {
     case missingCues(mode: String, reason: String)
     case needsLocalLarge(mode: String)
     case noLogprobs(mode: String)
+    /// A sampling setting a remote large model cannot honour as the local one would.
+    case remoteSampling(mode: String, setting: String)
 
     static func unknownKey(_ mode: Mode, _ key: String) -> ModeError {
         .unknownParameter(mode: mode.name, key: key, known: mode.parameters.map(\.key))
@@ -379,6 +393,8 @@ public enum ModeError: Error, CustomStringConvertible, Equatable {
                 + "`relay calibrate -m LARGE -md SMALL --task math-train --limit 10 --out cues.json` and pass --cues cues.json"
         case .noLogprobs(let m):
             return "mode '\(m)' cannot give log-probabilities: only the modes large and small with a local model (one model writes every token) can"
+        case .remoteSampling(let m, let setting):
+            return "mode '\(m)' with a remote large model cannot apply \(setting): the remote model sees text, not this answer's token ids"
         case .needsLocalLarge(let m):
             return "mode '\(m)' needs the large model's logits, so a local large model (-m LARGE): a remote one (--large-url) gives only text"
         }

@@ -18,7 +18,8 @@ extension RelayCommand {
         func run() throws {
             let m = try model.load()
             let template = try model.template(for: m)
-            let strategy = Solo(session: Session(model: m, contextSize: model.ctxSize), role: .large, sampling: sampling.options.sampling)
+            guard !sampling.ignoreEOS else { throw ValidationError("--ignore-eos has no use in chat: a turn ends at the end-of-text token") }
+            let session = Session(model: m, contextSize: model.ctxSize)
             var options = sampling.options
             options.stop += template.stopStrings
             let start: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
@@ -34,7 +35,11 @@ extension RelayCommand {
                 messages.append(ChatMessage(role: "user", content: line))
                 let prompt = m.tokenizer.encode(template.render(messages), addBOS: m.tokenizer.addBOS)
                 do {
-                    // The session keeps the conversation's KV cache, so only the new turn is prefilled.
+                    // The session keeps the conversation's KV cache, so only the new turn is prefilled;
+                    // the penalties count this turn's answer.
+                    var turn = options.sampling
+                    turn.answerStart = prompt.count
+                    let strategy = Solo(session: session, role: .large, sampling: turn)
                     let result = try Relay.generate(strategy, prompt: prompt, tokenizer: m.tokenizer, contextSize: model.ctxSize, options: options) { piece, _, _ in
                         writeOut(piece)
                         return true

@@ -62,7 +62,7 @@ extension RelayCommand {
             }
             var settings = try relay.settings(sampling: options.sampling)
             settings.largeFailureToSmall = remote.fallsBackToSmall
-            let strategy = try Mode.make(spec, sessions: models.sessions(contextSize: model.ctxSize), settings: settings)
+            let strategy = try Mode.make(spec, sessions: models.sessions(contextSize: model.ctxSize), settings: settings, promptTokens: input.count)
             let colors = color && isatty(1) != 0
             let result = try Relay.generate(strategy, prompt: input, tokenizer: tok, contextSize: model.ctxSize, options: options) { piece, role, _ in
                 if !json { writeOut(colors ? paint(piece, role) : piece) }

@@ -79,6 +79,15 @@ struct SamplingOptions: ParsableArguments {
     @Option(name: .customLong("repeat-last-n"), help: "Recent tokens the repeat penalty looks at (-1: all).")
     var repeatLastN: Int = 64
 
+    @Option(name: .customLong("presence-penalty"), help: "Subtracted once from the logit of every token the answer has (0: off).")
+    var presencePenalty: Float = 0
+
+    @Option(name: .customLong("frequency-penalty"), help: "Subtracted from a token's logit per time the answer has it (0: off).")
+    var frequencyPenalty: Float = 0
+
+    @Flag(name: .customLong("ignore-eos"), help: "Never end at the end-of-text token: write until -n or a full context.")
+    var ignoreEOS = false
+
     @Option(name: [.customShort("s"), .long], help: "Random seed for reproducible sampling (default: random).")
     var seed: UInt64?
 
@@ -90,6 +99,9 @@ struct SamplingOptions: ParsableArguments {
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") }
         guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be positive") }
+        guard repeatLastN >= -1 else { throw ValidationError("--repeat-last-n must be -1 (all) or at least 0") }
+        guard (-2...2).contains(presencePenalty) else { throw ValidationError("--presence-penalty must be in [-2, 2]") }
+        guard (-2...2).contains(frequencyPenalty) else { throw ValidationError("--frequency-penalty must be in [-2, 2]") }
     }
 
     var options: GenerationOptions {
@@ -102,6 +114,9 @@ struct SamplingOptions: ParsableArguments {
         o.sampling.minP = minP
         o.sampling.repeatPenalty = repeatPenalty
         o.sampling.repeatLastN = repeatLastN
+        o.sampling.presencePenalty = presencePenalty
+        o.sampling.frequencyPenalty = frequencyPenalty
+        o.sampling.ignoreEOS = ignoreEOS
         o.sampling.seed = seed
         return o
     }

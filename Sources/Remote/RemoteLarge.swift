@@ -123,6 +123,15 @@ public final class RemoteLarge: LargeModel, @unchecked Sendable {
         if let model = options.model { body["model"] = model }
         if !stop.isEmpty { body["stop"] = stop }
         if let seed = sampling.seed { body["seed"] = Int(truncatingIfNeeded: seed & 0x7FFF_FFFF) }
+        // llama-server's names (vLLM takes top_k, min_p and ignore_eos too); the penalties that
+        // count the answer's tokens are refused before a remote mode starts (ModeError.remoteSampling).
+        if sampling.topK > 0 { body["top_k"] = sampling.topK }
+        if sampling.minP > 0 { body["min_p"] = Double(sampling.minP) }
+        if sampling.repeatPenalty != 1 {
+            body["repeat_penalty"] = Double(sampling.repeatPenalty)
+            body["repeat_last_n"] = sampling.repeatLastN
+        }
+        if sampling.ignoreEOS { body["ignore_eos"] = true }
         let data = try JSONSerialization.data(withJSONObject: body)
 
         var lastFailure = ""

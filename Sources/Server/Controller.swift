@@ -33,11 +33,27 @@ struct Plan {
     var chat: Bool
     var model: String
     var mode: ModeSpec
-    var prompt: [Int32]
+    /// One prompt per completions prompt (chat: one); each is answered by n choices.
+    var prompts: [[Int32]]
+    var n: Int
     var options: GenerationOptions
     var stream: Bool
     var includeUsage: Bool
     var topLogprobs: Int?
+}
+
+extension Plan {
+    /// One job per choice: the n choices of each prompt in turn (index = prompt * n + choice, as
+    /// OpenAI and vLLM number them); a seed gives choice j the seed + j, so that they differ.
+    func jobs(cancel: Cancellation) -> [Job] {
+        prompts.flatMap { prompt in
+            (0..<n).map { j in
+                var options = self.options
+                options.sampling.seed = options.sampling.seed.map { $0 &+ UInt64(j) }
+                return Job(prompt: prompt, mode: mode, options: options, topLogprobs: topLogprobs, cancel: cancel)
+            }
+        }
+    }
 }
 
 /// The OpenAI endpoints: parse and check a request, hand it to the slot pool, and answer with
@@ -116,12 +132,11 @@ final class CompletionsController: @unchecked Sendable {
             try admit(request)
             guard let buffer = try await body.collect(upTo: bodyLimit) else { throw tooLarge() }
             let plan = try self.plan(CompletionRequest.decode(Data(buffer: buffer)), chat: chat)
-            let job = Job(prompt: plan.prompt, mode: plan.mode, options: plan.options,
-                          topLogprobs: plan.topLogprobs, cancel: cancel)
-            try pool.submit(job)
+            let jobs = plan.jobs(cancel: cancel)
+            try pool.submit(jobs)
             return try await plan.stream
-                ? stream(job, plan, started: started, endpoint: endpoint)
-                : whole(job, plan, started: started, endpoint: endpoint)
+                ? stream(jobs, plan, started: started, endpoint: endpoint)
+                : whole(jobs, plan, started: started, endpoint: endpoint)
         } catch {
             let e = Self.apiError(error)
             metrics.request(endpoint: endpoint, status: e.status, seconds: Date().timeIntervalSince(started))
@@ -137,8 +152,9 @@ final class CompletionsController: @unchecked Sendable {
             throw APIError(status: 404, message: "the model '\(model)' does not exist; this server serves \(served.ids.joined(separator: ", "))",
                            type: "invalid_request_error", code: "model_not_found", param: "model")
         }
-        if let n = r.n, n != 1 { throw APIError.badRequest("n must be 1 (got \(n)): one choice per request", param: "n") }
-        if r.echo == true { throw APIError.badRequest("echo is not supported", param: "echo") }
+        try Self.refuseUnimplemented(r, chat: chat)
+        let n = r.n ?? 1
+        guard n >= 1 else { throw APIError.badRequest("n must be at least 1 (got \(n))", param: "n") }
         // Chat: logprobs true and top_logprobs n; completions: logprobs n.
         var topLogprobs: Int?
         if r.logprobs?.requested == true { topLogprobs = chat ? r.top_logprobs ?? 0 : r.logprobs?.top ?? 0 }
@@ -148,21 +164,13 @@ final class CompletionsController: @unchecked Sendable {
             throw APIError.badRequest("top_logprobs needs logprobs: true", param: "top_logprobs")
         }
         var options = GenerationOptions()
-        options.sampling = served.sampling
-        if let t = r.temperature {
-            guard (0...2).contains(t) else { throw APIError.badRequest("temperature must be between 0 and 2 (got \(t))", param: "temperature") }
-            options.sampling.temperature = Float(t)
-        }
-        if let p = r.top_p {
-            guard p > 0, p <= 1 else { throw APIError.badRequest("top_p must be in (0, 1] (got \(p))", param: "top_p") }
-            options.sampling.topP = Float(p)
-        }
-        options.sampling.seed = r.seed.map { UInt64(bitPattern: Int64($0)) }
+        options.sampling = try sampling(r)
+        let maxTokensField = r.max_completion_tokens != nil ? "max_completion_tokens" : r.max_tokens != nil ? "max_tokens" : "n_predict"
         if let m = r.maxTokens {
-            guard m >= 1 else { throw APIError.badRequest("max_tokens must be at least 1 (got \(m))", param: "max_tokens") }
+            guard m >= 1 else { throw APIError.badRequest("\(maxTokensField) must be at least 1 (got \(m))", param: maxTokensField) }
             guard m < served.contextSize else {
-                throw APIError.badRequest("max_tokens is \(m) but the context holds \(served.contextSize) tokens, prompt included (server -c/--ctx-size)",
-                                          param: "max_tokens", code: "context_length_exceeded")
+                throw APIError.badRequest("\(maxTokensField) is \(m) but the context holds \(served.contextSize) tokens, prompt included (server -c/--ctx-size)",
+                                          param: maxTokensField, code: "context_length_exceeded")
             }
             options.maxTokens = m
         }
@@ -177,7 +185,7 @@ final class CompletionsController: @unchecked Sendable {
         options.stop = stops.filter { !$0.isEmpty }
 
         let mode = try ModeSpec.parse(r.relay_mode ?? served.defaultMode)
-        let prompt: [Int32]
+        var prompts: [[Int32]] = []
         if chat {
             guard let messages = r.messages, !messages.isEmpty else {
                 throw APIError.badRequest(r.messages == nil ? "messages is required" : "messages must not be empty", param: "messages")
@@ -193,21 +201,114 @@ final class CompletionsController: @unchecked Sendable {
                 }
                 turns.append(ChatMessage(role: role, content: m.content?.text ?? ""))
             }
-            prompt = try encode(served.template.render(turns), param: "messages")
+            prompts = [try encode(served.template.render(turns), param: "messages")]
             options.stop += served.template.stopStrings
         } else {
             guard let p = r.prompt else { throw APIError.badRequest("prompt is required", param: "prompt") }
-            guard p.values.count == 1 else { throw APIError.badRequest("prompt must be one string (got \(p.values.count))", param: "prompt") }
-            prompt = try encode(p.values[0], param: "prompt")
+            guard !p.prompts.isEmpty else { throw APIError.badRequest("prompt must not be an empty array", param: "prompt") }
+            guard p.prompts.count * n <= Self.maxChoices else {
+                throw APIError.badRequest("\(p.prompts.count) prompts with n = \(n) make \(p.prompts.count * n) choices; this server writes at most \(Self.maxChoices) per request",
+                                          param: p.prompts.count > 1 ? "prompt" : "n", code: "array_above_max_length")
+            }
+            for (i, prompt) in p.prompts.enumerated() {
+                switch prompt {
+                case .text(let text): prompts.append(try encode(text, param: "prompt"))
+                case .tokens(let ids):
+                    let vocabulary = served.tokenizer.vocabSize
+                    guard ids.count <= served.contextSize else {
+                        throw APIError.badRequest("prompt \(i) has \(ids.count) tokens but the context holds \(served.contextSize) (server -c/--ctx-size)",
+                                                  param: "prompt", code: "context_length_exceeded")
+                    }
+                    if let bad = ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
+                        throw APIError.badRequest("prompt \(i) has the token id \(bad); the model's ids are 0...\(vocabulary - 1)", param: "prompt")
+                    }
+                    prompts.append(ids.map { Int32($0) })
+                }
+            }
         }
-        guard !prompt.isEmpty else { throw APIError.badRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
-        guard prompt.count + (r.maxTokens ?? 1) <= served.contextSize else {
-            let asked = r.maxTokens.map { " and max_tokens is \($0)" } ?? ""
-            throw APIError.badRequest("the prompt has \(prompt.count) tokens\(asked) but the context holds \(served.contextSize) (server -c/--ctx-size)",
-                                      param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+        guard n <= Self.maxChoices else {
+            throw APIError.badRequest("n is \(n); this server writes at most \(Self.maxChoices) choices per request", param: "n")
         }
-        return Plan(chat: chat, model: model, mode: mode, prompt: prompt, options: options,
+        for prompt in prompts {
+            guard !prompt.isEmpty else { throw APIError.badRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
+            guard prompt.count + (r.maxTokens ?? 1) <= served.contextSize else {
+                let asked = r.maxTokens.map { " and \(maxTokensField) is \($0)" } ?? ""
+                throw APIError.badRequest("the prompt has \(prompt.count) tokens\(asked) but the context holds \(served.contextSize) (server -c/--ctx-size)",
+                                          param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+            }
+        }
+        return Plan(chat: chat, model: model, mode: mode, prompts: prompts, n: n, options: options,
                     stream: r.stream ?? false, includeUsage: r.stream_options?.include_usage ?? false, topLogprobs: topLogprobs)
+    }
+
+    /// The most choices (prompts times n) one request may ask for.
+    static let maxChoices = 16
+
+    /// The request's sampling settings over the command line's, each checked against its range.
+    func sampling(_ r: CompletionRequest) throws -> SamplingParams {
+        var s = served.sampling
+        func check(_ value: Double?, _ name: String, _ range: ClosedRange<Double>, _ set: (Float) -> Void) throws {
+            guard let v = value else { return }
+            guard range.contains(v) else { throw APIError.badRequest("\(name) must be in [\(range.lowerBound.formatted()), \(range.upperBound.formatted())] (got \(v))", param: name) }
+            set(Float(v))
+        }
+        try check(r.temperature, "temperature", 0...2) { s.temperature = $0 }
+        if let p = r.top_p {
+            guard p > 0, p <= 1 else { throw APIError.badRequest("top_p must be in (0, 1] (got \(p))", param: "top_p") }
+            s.topP = Float(p)
+        }
+        try check(r.min_p, "min_p", 0...1) { s.minP = $0 }
+        try check(r.presence_penalty, "presence_penalty", -2...2) { s.presencePenalty = $0 }
+        try check(r.frequency_penalty, "frequency_penalty", -2...2) { s.frequencyPenalty = $0 }
+        if let p = r.repeat_penalty {
+            guard p > 0, p <= 10 else { throw APIError.badRequest("repeat_penalty must be in (0, 10] (got \(p))", param: "repeat_penalty") }
+            s.repeatPenalty = Float(p)
+        }
+        if let k = r.top_k { s.topK = max(k, 0) } // llama-server: k <= 0 keeps every token
+        if let n = r.repeat_last_n {
+            guard n >= -1 else { throw APIError.badRequest("repeat_last_n must be -1 (the whole context) or at least 0 (got \(n))", param: "repeat_last_n") }
+            s.repeatLastN = n
+        }
+        if let bias = r.logit_bias {
+            guard bias.count <= Self.maxLogitBias else {
+                throw APIError.badRequest("logit_bias has \(bias.count) entries; at most \(Self.maxLogitBias)", param: "logit_bias")
+            }
+            for (key, value) in bias {
+                guard let id = Int32(key), id >= 0, Int(id) < served.tokenizer.vocabSize else {
+                    throw APIError.badRequest("logit_bias has the key '\(key.prefix(32))', which is not a token id of this model (0...\(served.tokenizer.vocabSize - 1))", param: "logit_bias")
+                }
+                guard (-100...100).contains(value) else { throw APIError.badRequest("logit_bias values must be in [-100, 100] (got \(value))", param: "logit_bias") }
+                s.logitBias[id] = Float(value)
+            }
+        }
+        s.ignoreEOS = r.ignore_eos ?? false
+        s.seed = r.seed.map { UInt64(bitPattern: Int64($0)) }
+        return s
+    }
+
+    /// OpenAI's limit on `logit_bias`.
+    static let maxLogitBias = 300
+
+    /// OpenAI fields Relay does not implement, refused at any value that would change the answer.
+    static func refuseUnimplemented(_ r: CompletionRequest, chat: Bool) throws {
+        func refuse(_ field: String, _ what: String) throws -> Never {
+            throw APIError.badRequest("\(field) is not supported by this server (\(what))", param: field, code: "unsupported_parameter")
+        }
+        if r.echo == true { try refuse("echo", "only false") }
+        if let f = r.response_format, !f.isNull, f.object?["type"]?.string != "text" { try refuse("response_format", "only {\"type\": \"text\"}") }
+        if let t = r.tools, !t.isNull, t.count != 0 { try refuse("tools", "no tool calls") }
+        if let t = r.tool_choice, !t.isNull, t.string != "none", t.string != "auto" { try refuse("tool_choice", "only none or auto, with no tools") }
+        if let f = r.functions, !f.isNull, f.count != 0 { try refuse("functions", "no function calls") }
+        if let f = r.function_call, !f.isNull, f.string != "none", f.string != "auto" { try refuse("function_call", "only none or auto") }
+        if let s = r.suffix, !s.isEmpty { try refuse("suffix", "no insertion") }
+        if let b = r.best_of, b != 1, b != (r.n ?? 1) { try refuse("best_of", "only equal to n") }
+        if r.store == true { try refuse("store", "nothing is stored") }
+        if let m = r.modalities, m != ["text"] { try refuse("modalities", "only [\"text\"]") }
+        if let a = r.audio, !a.isNull { try refuse("audio", "text only") }
+        if let p = r.prediction, !p.isNull { try refuse("prediction", "no predicted outputs") }
+        if let e = r.reasoning_effort, !e.isNull { try refuse("reasoning_effort", "the models do not reason on request") }
+        if let w = r.web_search_options, !w.isNull { try refuse("web_search_options", "no web search") }
+        if let t = r.service_tier, t != "auto", t != "default" { try refuse("service_tier", "only auto or default") }
     }
 
     /// Tokenises a prompt, refusing at once one too long to fit whatever its tokens.
@@ -222,37 +323,62 @@ final class CompletionsController: @unchecked Sendable {
 
     // MARK: Answers
 
-    /// The whole answer in one JSON object.
-    func whole(_ job: Job, _ plan: Plan, started: Date, endpoint: String) async throws -> Response {
-        var result: RelayResult?
-        for await event in job.events {
+    /// The whole answer in one JSON object: every choice, in index order.
+    func whole(_ jobs: [Job], _ plan: Plan, started: Date, endpoint: String) async throws -> Response {
+        var results = [RelayResult?](repeating: nil, count: jobs.count)
+        for await (i, event) in Self.merge(jobs) {
             switch event {
             case .text, .heartbeat: break
-            case .done(let r): result = r
-            case .failed(let e): throw e
+            case .done(let r): results[i] = r
+            case .failed(let e):
+                jobs.forEach { $0.cancel.cancel() }
+                throw e
             }
         }
-        guard let result else { throw APIError(status: 499, message: "the client closed the connection", type: "server_error", code: "cancelled") }
-        metrics.generated(result)
+        guard results.allSatisfy({ $0 != nil }) else { throw APIError(status: 499, message: "the client closed the connection", type: "server_error", code: "cancelled") }
+        let done = results.map { $0! }
+        done.forEach(metrics.generated)
         metrics.request(endpoint: endpoint, status: 200, seconds: Date().timeIntervalSince(started))
         let id = Self.id(plan.chat)
-        let logprobs: Any = result.logprobs.map { logprobsJSON($0, chat: plan.chat) } ?? NSNull()
-        let choice: [String: Any] = plan.chat
-            ? ["index": 0, "message": ["role": "assistant", "content": result.text], "finish_reason": Self.finish(result), "logprobs": logprobs]
-            : ["index": 0, "text": result.text, "finish_reason": Self.finish(result), "logprobs": logprobs]
+        var choices: [[String: Any]] = []
+        for (i, result) in done.enumerated() {
+            let logprobs: Any = result.logprobs.map { logprobsJSON($0, chat: plan.chat) } ?? NSNull()
+            var choice: [String: Any] = plan.chat
+                ? ["index": i, "message": ["role": "assistant", "content": result.text], "finish_reason": Self.finish(result), "logprobs": logprobs]
+                : ["index": i, "text": result.text, "finish_reason": Self.finish(result), "logprobs": logprobs]
+            if done.count > 1 { choice["relay"] = telemetry(result, plan, withSegments: true) }
+            choices.append(choice)
+        }
         var object = header(id, plan, chunk: false)
-        object["choices"] = [choice]
-        object["usage"] = Self.usage(result)
-        object["relay"] = telemetry(result, plan, withSegments: true)
+        object["choices"] = choices
+        object["usage"] = Self.usage(done, n: plan.n)
+        if done.count == 1 { object["relay"] = telemetry(done[0], plan, withSegments: true) }
         return json(object)
     }
 
+    /// The events of several jobs as one stream, each with its choice's index.
+    static func merge(_ jobs: [Job]) -> AsyncStream<(Int, GenerationEvent)> {
+        let (stream, sink) = AsyncStream.makeStream(of: (Int, GenerationEvent).self, bufferingPolicy: .unbounded)
+        let readers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for (i, job) in jobs.enumerated() {
+                    group.addTask { for await event in job.events { sink.yield((i, event)) } }
+                }
+            }
+            sink.finish()
+        }
+        sink.onTermination = { _ in readers.cancel() }
+        return stream
+    }
+
     /// Server-sent events: the first event is awaited before answering, so a request that fails
-    /// before writing anything still gets a proper error status.
-    func stream(_ job: Job, _ plan: Plan, started: Date, endpoint: String) async throws -> Response {
-        let events = EventCursor(job.events.makeAsyncIterator())
+    /// before writing anything still gets a proper error status. Each choice's last chunk carries
+    /// its finish reason and its `relay` telemetry; with `include_usage`, a chunk with the whole
+    /// request's usage and no choices ends the stream.
+    func stream(_ jobs: [Job], _ plan: Plan, started: Date, endpoint: String) async throws -> Response {
+        let events = EventCursor(Self.merge(jobs).makeAsyncIterator())
         let first = await events.next()
-        if case .failed(let e) = first { throw e }
+        if case .failed(let e)? = first?.1 { throw e }
         metrics.timeToFirstToken(Date().timeIntervalSince(started))
         let id = Self.id(plan.chat)
         var headers = HTTPFields()
@@ -262,25 +388,26 @@ final class CompletionsController: @unchecked Sendable {
             // Only a failed write tells that the client left, and a remote large model that hangs
             // writes nothing: while the stream is silent, a comment line every 0.25 s asks.
             let ticker = Task {
-                while (try? await Task.sleep(for: .milliseconds(250))) != nil { job.sink.yield(.heartbeat) }
+                while (try? await Task.sleep(for: .milliseconds(250))) != nil { jobs.forEach { $0.sink.yield(.heartbeat) } }
             }
             defer { ticker.cancel() }
             var lastWrite = Date()
             var event = first
-            var sentRole = false
+            var sentRole = [Bool](repeating: false, count: jobs.count)
+            var offset = [Int](repeating: 0, count: jobs.count)
+            var results: [RelayResult] = []
             var status = 200
-            var offset = 0
             do {
-                while let e = event {
+                while let (i, e) = event {
                     switch e {
                     case .text(let text, let role, let logprobs):
                         var object = self.header(id, plan, chunk: true)
-                        let lp: Any = plan.topLogprobs == nil ? NSNull() : self.logprobsJSON(logprobs, chat: plan.chat, offset: offset)
-                        offset += text.count
-                        var choice: [String: Any] = ["index": 0, "finish_reason": NSNull(), "logprobs": lp]
+                        let lp: Any = plan.topLogprobs == nil ? NSNull() : self.logprobsJSON(logprobs, chat: plan.chat, offset: offset[i])
+                        offset[i] += text.count
+                        var choice: [String: Any] = ["index": i, "finish_reason": NSNull(), "logprobs": lp]
                         if plan.chat {
                             var delta: [String: Any] = ["content": text]
-                            if !sentRole { delta["role"] = "assistant"; sentRole = true }
+                            if !sentRole[i] { delta["role"] = "assistant"; sentRole[i] = true }
                             choice["delta"] = delta
                         } else {
                             choice["text"] = text
@@ -292,24 +419,25 @@ final class CompletionsController: @unchecked Sendable {
                         lastWrite = Date()
                     case .done(let result):
                         self.metrics.generated(result)
+                        results.append(result)
                         var object = self.header(id, plan, chunk: true)
-                        var choice: [String: Any] = ["index": 0, "finish_reason": Self.finish(result), "logprobs": NSNull()]
-                        if plan.chat { choice["delta"] = sentRole ? [:] : ["role": "assistant", "content": ""] } else { choice["text"] = "" }
+                        var choice: [String: Any] = ["index": i, "finish_reason": Self.finish(result), "logprobs": NSNull()]
+                        if plan.chat { choice["delta"] = sentRole[i] ? [:] : ["role": "assistant", "content": ""] } else { choice["text"] = "" }
                         object["choices"] = [choice]
-                        let relay = self.telemetry(result, plan, withSegments: false)
-                        if plan.includeUsage {
-                            object["usage"] = NSNull()
-                            try await writer.write(Self.sse(object))
-                            // OpenAI's usage chunk: no choices, the usage of the whole request.
-                            object = self.header(id, plan, chunk: true)
-                            object["choices"] = [Any]()
-                            object["usage"] = Self.usage(result)
-                        }
-                        object["relay"] = relay
+                        if plan.includeUsage { object["usage"] = NSNull() }
+                        object["relay"] = self.telemetry(result, plan, withSegments: false)
                         try await writer.write(Self.sse(object))
+                        if plan.includeUsage, results.count == jobs.count {
+                            // OpenAI's usage chunk: no choices, the usage of the whole request.
+                            var usage = self.header(id, plan, chunk: true)
+                            usage["choices"] = [Any]()
+                            usage["usage"] = Self.usage(results, n: plan.n)
+                            try await writer.write(Self.sse(usage))
+                        }
                     case .failed(let error):
                         let e = Self.apiError(error)
                         status = e.status
+                        jobs.forEach { $0.cancel.cancel() }
                         try await writer.write(ByteBuffer(string: "data: " + String(decoding: e.json, as: UTF8.self) + "\n\n"))
                     case .heartbeat:
                         if Date().timeIntervalSince(lastWrite) >= 0.25 {
@@ -323,7 +451,7 @@ final class CompletionsController: @unchecked Sendable {
                 try await writer.finish(nil)
             } catch {
                 // The client went away: stop the generation.
-                job.cancel.cancel()
+                jobs.forEach { $0.cancel.cancel() }
                 status = 499
             }
             self.metrics.request(endpoint: endpoint, status: status, seconds: Date().timeIntervalSince(started))
@@ -361,8 +489,11 @@ final class CompletionsController: @unchecked Sendable {
         return (try? JSONSerialization.jsonObject(with: data)) ?? [:]
     }
 
-    static func usage(_ r: RelayResult) -> [String: Any] {
-        ["prompt_tokens": r.promptTokens, "completion_tokens": r.tokens.count, "total_tokens": r.promptTokens + r.tokens.count]
+    /// A request's usage: each prompt counted once (its n choices share it, as OpenAI counts them).
+    static func usage(_ results: [RelayResult], n: Int) -> [String: Any] {
+        let prompt = results.enumerated().reduce(0) { $0 + ($1.offset % n == 0 ? $1.element.promptTokens : 0) }
+        let completion = results.reduce(0) { $0 + $1.tokens.count }
+        return ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
     }
 
     static func finish(_ r: RelayResult) -> String { r.finishReason == .length ? "length" : "stop" }
@@ -438,7 +569,7 @@ final class BodyReader: @unchecked Sendable {
 
 /// Lets the response body go on reading the events the handler started reading.
 final class EventCursor: @unchecked Sendable {
-    var iterator: AsyncStream<GenerationEvent>.AsyncIterator
-    init(_ iterator: AsyncStream<GenerationEvent>.AsyncIterator) { self.iterator = iterator }
-    func next() async -> GenerationEvent? { await iterator.next() }
+    var iterator: AsyncStream<(Int, GenerationEvent)>.AsyncIterator
+    init(_ iterator: AsyncStream<(Int, GenerationEvent)>.AsyncIterator) { self.iterator = iterator }
+    func next() async -> (Int, GenerationEvent)? { await iterator.next() }
 }

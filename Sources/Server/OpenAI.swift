@@ -1,8 +1,10 @@
 import Foundation
 import Relay
 
-// The OpenAI request shapes Relay accepts. Unknown fields are ignored (JSONDecoder skips them);
-// a known field with the wrong type is a 400 that names the field.
+// The OpenAI request shapes Relay accepts. Fields OpenAI does not define are ignored (JSONDecoder
+// skips them), except llama-server's per-request sampling fields, which are honoured; an OpenAI
+// field Relay cannot honour is refused at any value but its no-op default (`Controller.plan`), and
+// a field with the wrong type is a 400 that names it.
 
 /// Text content: a string, or an array of `{"type": "text", "text": ...}` parts.
 struct MessageContent: Decodable {
@@ -28,7 +30,42 @@ struct MessageContent: Decodable {
     }
 }
 
-/// A string or an array of strings (`stop`, `prompt`).
+/// A completions `prompt`: a string, an array of strings, an array of token ids, or an array of
+/// arrays of token ids. Each is one prompt, answered by its own choices.
+struct PromptInput: Decodable {
+    enum Prompt { case text(String), tokens([Int]) }
+    var prompts: [Prompt]
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self) { prompts = [.text(s)]; return }
+        if let a = try? c.decode([String].self) { prompts = a.map(Prompt.text); return }
+        if let a = try? c.decode([Int].self) { prompts = [.tokens(a)]; return }
+        if let a = try? c.decode([[Int]].self) { prompts = a.map(Prompt.tokens); return }
+        throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath,
+                                                            debugDescription: "expected a string, an array of strings, an array of token ids or an array of arrays of token ids"))
+    }
+}
+
+/// Any JSON value, kept only as whether it is null and, for an array, how long it is: enough to
+/// refuse a field Relay does not implement at a value that would change the answer.
+struct AnyValue: Decodable {
+    var isNull: Bool
+    var count: Int?
+    var string: String?
+    var object: [String: AnyValue]?
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        isNull = c.decodeNil()
+        if isNull { return }
+        string = try? c.decode(String.self)
+        count = (try? c.decode([AnyValue].self))?.count
+        if string == nil, count == nil { object = try? c.decode([String: AnyValue].self) }
+    }
+}
+
+/// A string or an array of strings (`stop`).
 struct StringOrArray: Decodable {
     var values: [String]
 
@@ -54,7 +91,7 @@ struct StreamOptions: Decodable {
 struct CompletionRequest: Decodable {
     var model: String?
     var messages: [ChatMessageIn]?
-    var prompt: StringOrArray?
+    var prompt: PromptInput?
     var max_tokens: Int?
     var max_completion_tokens: Int?
     var temperature: Double?
@@ -69,8 +106,40 @@ struct CompletionRequest: Decodable {
     var top_logprobs: Int?
     var relay_mode: String?
     var echo: Bool?
+    // Sampling, as OpenAI defines them.
+    var presence_penalty: Double?
+    var frequency_penalty: Double?
+    var logit_bias: [String: Double]?
+    // llama-server's per-request sampling fields.
+    var top_k: Int?
+    var min_p: Double?
+    var repeat_penalty: Double?
+    var repeat_last_n: Int?
+    var n_predict: Int?
+    var ignore_eos: Bool?
+    // OpenAI fields Relay does not implement: refused unless at their no-op default.
+    var response_format: AnyValue?
+    var tools: AnyValue?
+    var tool_choice: AnyValue?
+    var functions: AnyValue?
+    var function_call: AnyValue?
+    var parallel_tool_calls: Bool?
+    var suffix: String?
+    var best_of: Int?
+    var store: Bool?
+    var modalities: [String]?
+    var audio: AnyValue?
+    var prediction: AnyValue?
+    var reasoning_effort: AnyValue?
+    var web_search_options: AnyValue?
+    var service_tier: String?
 
-    var maxTokens: Int? { max_completion_tokens ?? max_tokens }
+    /// OpenAI's `max_completion_tokens` or `max_tokens`, or llama-server's `n_predict` (-1: no limit).
+    var maxTokens: Int? {
+        if let m = max_completion_tokens ?? max_tokens { return m }
+        if let n = n_predict, n >= 0 { return n }
+        return nil
+    }
 }
 
 /// `logprobs` is a Bool in chat requests and an Int in completion requests.

@@ -32,9 +32,10 @@ final class Job: @unchecked Sendable {
         self.mode = mode
         self.options = options
         (events, sink) = AsyncStream.makeStream(of: GenerationEvent.self, bufferingPolicy: .unbounded)
-        // The consumer went away (client disconnected, handler cancelled): stop generating.
+        // The consumer went away (client disconnected, handler cancelled): stop generating. A
+        // request's choices share `cancel`, so the end of one choice's events must not trip it.
         let flag = cancel
-        sink.onTermination = { _ in flag.cancel() }
+        sink.onTermination = { reason in if case .cancelled = reason { flag.cancel() } }
     }
 }
 
@@ -87,26 +88,35 @@ final class SlotPool: @unchecked Sendable {
     var queueDepth: Int { condition.withLock { queue.count } }
     var busySlots: Int { condition.withLock { busy } }
 
-    /// Hands the job to an idle slot, or queues it; a full queue refuses it (HTTP 429).
-    func submit(_ job: Job) throws {
+    /// Hands each job to an idle slot, or queues it; a queue without room for all of them refuses
+    /// them all (HTTP 429).
+    func submit(_ jobs: [Job]) throws {
         try condition.withLock {
-            try refuseIfFull()
-            if let slot = slots.filter({ $0.job == nil }).max(by: { $0.sharedPrefix(job.prompt) < $1.sharedPrefix(job.prompt) }) {
-                slot.job = job
-                busy += 1
-            } else {
-                queue.append(job)
+            try refuseIfFull(adding: jobs.count)
+            for job in jobs {
+                if let slot = slots.filter({ $0.job == nil }).max(by: { $0.sharedPrefix(job.prompt) < $1.sharedPrefix(job.prompt) }) {
+                    slot.job = job
+                    busy += 1
+                } else {
+                    queue.append(job)
+                }
             }
             condition.broadcast()
         }
     }
 
+    func submit(_ job: Job) throws { try submit([job]) }
+
     /// Refuses as `submit` would, before a request is read and tokenised.
     func checkRoom() throws { try condition.withLock { try refuseIfFull() } }
 
-    private func refuseIfFull() throws {
+    private func refuseIfFull(adding jobs: Int = 1) throws {
         guard !stopping else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down") }
-        guard busy < slots.count || queue.count < queueLimit else {
+        guard jobs <= slots.count + queueLimit else {
+            throw APIError.badRequest("the request asks for \(jobs) choices (prompts times n) but this server holds at most \(slots.count + queueLimit) generations (-np plus --queue)",
+                                      param: "n")
+        }
+        guard (slots.count - busy) + (queueLimit - queue.count) >= jobs else {
             throw APIError(status: 429, message: "the server is busy: \(slots.count) requests running and \(queue.count) queued; retry later",
                            type: "server_error", code: "queue_full")
         }
@@ -159,7 +169,7 @@ final class SlotPool: @unchecked Sendable {
             settings.cancellation = job.cancel
             var options = job.options
             options.cancellation = job.cancel
-            let strategy = try Mode.make(job.mode, sessions: slot.pair, settings: settings)
+            let strategy = try Mode.make(job.mode, sessions: slot.pair, settings: settings, promptTokens: job.prompt.count)
             let result = try Relay.generate(strategy, prompt: job.prompt, tokenizer: tokenizer, contextSize: contextSize,
                                             options: options) { text, role, logprobs in
                 job.sink.yield(.text(text, role, Array(logprobs)))

@@ -107,4 +107,46 @@ struct SamplerTests {
         let id = logits.withUnsafeBufferPointer { s.sample($0, history: [best]) }
         #expect(id != best)
     }
+
+    @Test("presence and frequency penalties follow OpenAI's formula over the answer's tokens only")
+    func openAIPenalties() {
+        // Token 0 leads token 1 by 0.9; token 0 was written twice in the answer, once in the prompt.
+        let l: [Float] = [3, 2.1, 1, 0]
+        let history: [Int32] = [0, 2, /* answer: */ 0, 0]
+        func pick(_ configure: (inout SamplingParams) -> Void) -> Int32 {
+            var p = SamplingParams.greedy
+            p.answerStart = 2
+            configure(&p)
+            var s = Sampler(p)
+            return l.withUnsafeBufferPointer { s.sample($0, history: history) }
+        }
+        #expect(pick { _ in } == 0)
+        #expect(pick { $0.frequencyPenalty = 0.4 } == 0)   // 3 - 2 x 0.4 = 2.2 > 2.1
+        #expect(pick { $0.frequencyPenalty = 0.5 } == 1)   // 3 - 2 x 0.5 = 2.0 < 2.1
+        #expect(pick { $0.presencePenalty = 0.8 } == 0)    // 3 - 0.8 = 2.2
+        #expect(pick { $0.presencePenalty = 1 } == 1)      // 3 - 1 = 2.0
+        // The prompt's token 2 is not the answer's: a penalty below zero lifts only answer tokens.
+        #expect(pick { $0.presencePenalty = -2; $0.logitBias = [0: -10] } == 1)
+        var p = SamplingParams.greedy
+        p.presencePenalty = 1
+        let dist = l.withUnsafeBufferPointer { Sampler(p).distribution($0, history: history) }
+        #expect(dist.first?.id == 1)  // answerStart 0: every history token counts
+    }
+
+    @Test("logit_bias adds to a logit before the chain: -100 bans a token, +100 forces one")
+    func logitBias() {
+        let best = Int32(logits.firstIndex(of: logits.max()!)!)
+        var p = SamplingParams()
+        p.seed = 7
+        p.logitBias = [best: -100]
+        var s = Sampler(p)
+        let drawn = (0..<200).map { _ in logits.withUnsafeBufferPointer { s.sample($0) } }
+        #expect(!drawn.contains(best))
+        p.logitBias = [3: 100]
+        s = Sampler(p)
+        #expect((0..<50).allSatisfy { _ in logits.withUnsafeBufferPointer { s.sample($0) } == 3 })
+        var g = Sampler(.greedy)
+        g.params.logitBias = [best: -.infinity]
+        #expect(logits.withUnsafeBufferPointer { g.sample($0) } != best)
+    }
 }

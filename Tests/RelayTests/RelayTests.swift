@@ -44,6 +44,35 @@ struct SpeculativeTests {
         #expect(fast.tokensByRole[.large] == fast.tokens.count)
     }
 
+    @Test("under penalties and a bias, greedy speculative output still equals greedy plain decoding, and differs from it without them")
+    func greedyExactUnderPenalties() throws {
+        let m = Models.smol
+        let prompt = try chatPrompt(m, "Write a short poem about the sea, the sea and the sea.")
+        var sampling = SamplingParams.greedy
+        (sampling.frequencyPenalty, sampling.presencePenalty, sampling.repeatPenalty) = (0.8, 0.5, 1.1)
+        sampling.answerStart = prompt.count
+        let comma = m.tokenizer.encode(",", addBOS: false)[0]
+        sampling.logitBias = [comma: -100]
+        var options = GenerationOptions()
+        options.maxTokens = 60
+        options.sampling = sampling
+        func plain(_ s: SamplingParams) throws -> RelayResult {
+            try generate(Solo(session: Session(model: m, contextSize: 512), role: .large, sampling: s),
+                         prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+        }
+        var params = DraftParams()
+        params.vocabulary = 0
+        let spec = try Speculative(target: Session(model: m, contextSize: 512), draft: Session(model: m, contextSize: 512),
+                                   sampling: sampling, draftParams: params)
+        let penalised = try plain(sampling), fast = try generate(spec, prompt: prompt, tokenizer: m.tokenizer, contextSize: 512, options: options)
+        #expect(fast.tokens == penalised.tokens)
+        #expect(fast.drafted > 0)
+        #expect(!penalised.tokens.contains(comma))
+        var free = SamplingParams.greedy
+        free.answerStart = prompt.count
+        #expect(try plain(free).tokens != penalised.tokens)
+    }
+
     @Test("a lookup finds what followed the last occurrence of the longest repeated suffix")
     func lookupFindsContinuation() {
         let context: [Int32] = [5, 6, 7, 8, 1, 6, 7, 9, 2, 6, 7]

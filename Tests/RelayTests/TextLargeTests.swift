@@ -97,4 +97,17 @@ struct TextLargeTests {
             }
         }
     }
+
+    @Test("a remote large model refuses the penalties that count the answer's token ids; the small mode takes them")
+    func remoteSampling() throws {
+        for (setting, configure) in [("presence_penalty", { (s: inout SamplingParams) in s.presencePenalty = 1 }),
+                                     ("frequency_penalty", { $0.frequencyPenalty = 1 }), ("logit_bias", { $0.logitBias = [5: -100] })] {
+            var settings = Mode.Settings()
+            configure(&settings.sampling)
+            #expect(throws: ModeError.remoteSampling(mode: "large", setting: setting)) {
+                try Mode.make("large", sessions: Self.pair(ScriptedLarge("x")), settings: settings)
+            }
+            _ = try Mode.make("small", sessions: Self.pair(ScriptedLarge("x")), settings: settings)
+        }
+    }
 }

@@ -102,21 +102,39 @@ struct PlanTests {
         """), chat: true)
         #expect(plan.options.maxTokens == 7 && plan.options.sampling.temperature == 0.5 && plan.options.sampling.seed == 3)
         #expect(plan.options.stop == ["END", "<|im_end|>"])
-        #expect(Smol.model.tokenizer.decode(plan.prompt).hasSuffix("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"))
+        #expect(Smol.model.tokenizer.decode(plan.prompts[0]).hasSuffix("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"))
         #expect(plan.mode.raw == "large" && !plan.stream)
     }
 
-    @Test("unknown model 404, n > 1, bad ranges and an over-long prompt are refused with clear errors")
+    @Test("unknown model 404, bad n, bad ranges, unimplemented fields and an over-long prompt are refused with clear errors")
     func refusals() throws {
         let c = try Self.controller(contextSize: 64)
         let cases: [(String, Int, String)] = [
             ("{\"model\": \"gpt-4o\", \"prompt\": \"x\"}", 404, "gpt-4o"),
-            ("{\"prompt\": \"x\", \"n\": 3}", 400, "n must be 1"),
+            ("{\"prompt\": \"x\", \"n\": 0}", 400, "n must be at least 1"),
+            ("{\"prompt\": \"x\", \"n\": 17}", 400, "at most 16"),
+            ("{\"prompt\": [\"a\", \"b\", \"c\"], \"n\": 6}", 400, "18 choices"),
+            ("{\"prompt\": []}", 400, "empty array"),
+            ("{\"prompt\": [49152]}", 400, "token id 49152"),
+            ("{\"prompt\": [[1], [-1]]}", 400, "token id -1"),
+            ("{\"prompt\": \"x\", \"presence_penalty\": 2.5}", 400, "presence_penalty"),
+            ("{\"prompt\": \"x\", \"frequency_penalty\": -3}", 400, "frequency_penalty"),
+            ("{\"prompt\": \"x\", \"logit_bias\": {\"abc\": 1}}", 400, "'abc'"),
+            ("{\"prompt\": \"x\", \"logit_bias\": {\"5\": 101}}", 400, "[-100, 100]"),
+            ("{\"prompt\": \"x\", \"min_p\": 2}", 400, "min_p"),
+            ("{\"prompt\": \"x\", \"repeat_penalty\": 0}", 400, "repeat_penalty"),
+            ("{\"prompt\": \"x\", \"repeat_last_n\": -2}", 400, "repeat_last_n"),
+            ("{\"prompt\": \"x\", \"n_predict\": 0}", 400, "n_predict must be at least 1"),
+            ("{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", 400, "response_format"),
+            ("{\"prompt\": \"x\", \"tools\": [{\"type\": \"function\"}]}", 400, "tools"),
+            ("{\"prompt\": \"x\", \"tool_choice\": \"required\"}", 400, "tool_choice"),
+            ("{\"prompt\": \"x\", \"suffix\": \"end\"}", 400, "suffix"),
+            ("{\"prompt\": \"x\", \"store\": true}", 400, "store"),
+            ("{\"prompt\": \"x\", \"best_of\": 3}", 400, "best_of"),
             ("{\"prompt\": \"x\", \"temperature\": 3}", 400, "temperature"),
             ("{\"prompt\": \"x\", \"top_p\": 0}", 400, "top_p"),
             ("{\"prompt\": \"x\", \"max_tokens\": 0}", 400, "max_tokens"),
             ("{\"prompt\": \"x\", \"logprobs\": 30}", 400, "0...20"),
-            ("{\"prompt\": [\"a\", \"b\"]}", 400, "one string"),
             ("{\"max_tokens\": 3}", 400, "prompt is required"),
             ("{\"prompt\": \"\(String(repeating: "word ", count: 100))\"}", 400, "context"),
         ]
@@ -128,6 +146,35 @@ struct PlanTests {
         #expect(apiError { _ = try c.plan(request("{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}"), chat: true) }?.status == 400)
         let noFlag = apiError { _ = try c.plan(request("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}"), chat: true) }
         #expect(noFlag?.message.contains("logprobs: true") == true)
+    }
+
+    @Test("sampling fields: OpenAI's and llama-server's per-request ones reach the sampler; no-op defaults of unimplemented fields pass")
+    func samplingFields() throws {
+        let c = try Self.controller()
+        let plan = try c.plan(request("""
+        {"prompt": "x", "presence_penalty": 0.5, "frequency_penalty": -0.25, "logit_bias": {"5": -100, "7": 2.5}, "top_k": 3,
+         "min_p": 0.2, "repeat_penalty": 1.3, "repeat_last_n": -1, "n_predict": 9, "ignore_eos": true,
+         "response_format": {"type": "text"}, "tools": [], "tool_choice": "none", "store": false, "user": "u", "service_tier": "auto",
+         "best_of": 1, "modalities": ["text"], "parallel_tool_calls": true}
+        """), chat: false)
+        let s = plan.options.sampling
+        #expect(s.presencePenalty == 0.5 && s.frequencyPenalty == -0.25 && s.logitBias == [5: -100, 7: 2.5])
+        #expect(s.topK == 3 && s.minP == 0.2 && s.repeatPenalty == 1.3 && s.repeatLastN == -1 && s.ignoreEOS)
+        #expect(plan.options.maxTokens == 9)
+        #expect(try c.plan(request("{\"prompt\": \"x\", \"top_k\": -1}"), chat: false).options.sampling.topK == 0)
+    }
+
+    @Test("prompt as strings or token ids: one prompt each, n choices each, numbered prompt by prompt with seeds apart")
+    func prompts() throws {
+        let c = try Self.controller()
+        let tok = Smol.model.tokenizer
+        let strings = try c.plan(request("{\"prompt\": [\"a b\", \"c\"], \"n\": 2, \"seed\": 10}"), chat: false)
+        #expect(strings.prompts == [tok.encode("a b", addBOS: tok.addBOS), tok.encode("c", addBOS: tok.addBOS)] && strings.n == 2)
+        let jobs = strings.jobs(cancel: Cancellation())
+        #expect(jobs.map(\.prompt) == [strings.prompts[0], strings.prompts[0], strings.prompts[1], strings.prompts[1]])
+        #expect(jobs.map(\.options.sampling.seed) == [10, 11, 10, 11])
+        #expect(try c.plan(request("{\"prompt\": [1, 2, 3]}"), chat: false).prompts == [[1, 2, 3]])
+        #expect(try c.plan(request("{\"prompt\": [[4], [5, 6]]}"), chat: false).prompts == [[4], [5, 6]])
     }
 
     @Test("client stop strings: at most 16 of at most 128 bytes; the template's own stops are not counted")
@@ -150,9 +197,9 @@ struct PlanTests {
         #expect(alone?.status == 400 && alone?.code == "context_length_exceeded" && alone?.param == "max_tokens")
         let prompt = String(repeating: "word ", count: 40)
         let plan = try c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": 20}"), chat: false)
-        let both = apiError { _ = try c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": \(64 - plan.prompt.count + 1)}"), chat: false) }
+        let both = apiError { _ = try c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": \(64 - plan.prompts[0].count + 1)}"), chat: false) }
         #expect(both?.code == "context_length_exceeded" && both?.message.contains("max_tokens is") == true, "\(both?.message ?? "no error")")
-        #expect((try? c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": \(64 - plan.prompt.count)}"), chat: false)) != nil)
+        #expect((try? c.plan(request("{\"prompt\": \"\(prompt)\", \"max_tokens\": \(64 - plan.prompts[0].count)}"), chat: false)) != nil)
         let turns = Array(repeating: "{\"role\": \"user\", \"content\": \"\"}", count: 2049).joined(separator: ",")
         let messages = apiError { _ = try c.plan(request("{\"messages\": [\(turns)]}"), chat: true) }
         #expect(messages?.param == "messages" && messages?.code == "array_above_max_length")

@@ -7,13 +7,28 @@ public struct SamplingParams: Sendable, Equatable, Codable {
     public var topP: Float = 0.95
     public var minP: Float = 0.05
     public var repeatPenalty: Float = 1.0
+    /// The repeat penalty's window: the last n tokens of the history, prompt included, as
+    /// llama.cpp's (-1: all of them, 0: none).
     public var repeatLastN: Int = 64
+    /// OpenAI's penalties, over the answer's tokens only (as vLLM's): a token's logit loses
+    /// `frequencyPenalty` per time it was written, and `presencePenalty` once if it was.
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
+    /// Added to a token's logit before anything else (OpenAI's `logit_bias`; -infinity bans).
+    public var logitBias: [Int32: Float] = [:]
+    /// Where the answer begins in the history a sampler is given: the prompt's length.
+    public var answerStart = 0
+    /// Never write an end-of-generation token (llama.cpp's `--ignore-eos`): `Mode.make` bans them
+    /// through `logitBias`, where the tokenizer is known.
+    public var ignoreEOS = false
     /// nil draws a seed from the system.
     public var seed: UInt64? = nil
 
     public init() {}
     public static var greedy: SamplingParams { var p = SamplingParams(); p.temperature = 0; return p }
     public var isGreedy: Bool { temperature <= 0 }
+    /// Whether anything changes the logits before the chain.
+    public var adjustsLogits: Bool { repeatPenalty != 1 || presencePenalty != 0 || frequencyPenalty != 0 || !logitBias.isEmpty }
 }
 
 /// A token with its probability after the sampling chain.
@@ -55,8 +70,8 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
     public mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }
 
-/// The llama.cpp sampler chain: repetition penalty, top-k, top-p, min-p, temperature, then a draw.
-/// Temperature 0 is argmax (after the penalty).
+/// The llama.cpp sampler chain: logit bias, penalties, top-k, top-p, min-p, temperature, then a
+/// draw. Temperature 0 is argmax (after the bias and penalties).
 public struct Sampler: Sendable {
     public var params: SamplingParams
     public var rng: Xoshiro256
@@ -67,7 +82,7 @@ public struct Sampler: Sendable {
     }
 
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>, history: [Int32] = []) -> Int32 {
-        if params.isGreedy && (params.repeatPenalty == 1 || history.isEmpty) { return argmax(logits) }
+        if params.isGreedy && !params.adjustsLogits { return argmax(logits) }
         let cands = distribution(logits, history: history)
         return draw(cands)
     }
@@ -85,20 +100,15 @@ public struct Sampler: Sendable {
     /// The candidates left after the chain, sorted by probability, with probabilities summing to 1.
     /// Greedy settings give a single candidate with probability 1.
     public func distribution(_ logits: UnsafeBufferPointer<Float>, history: [Int32] = []) -> [Candidate] {
-        var penalised: [Int32: Float] = [:]
-        if params.repeatPenalty != 1, params.repeatLastN != 0 {
-            let window = params.repeatLastN < 0 ? history[...] : history.suffix(params.repeatLastN)
-            for id in Set(window) where Int(id) < logits.count {
-                let l = logits[Int(id)]
-                penalised[id] = l > 0 ? l / params.repeatPenalty : l * params.repeatPenalty
-            }
-        }
-        func logit(_ i: Int) -> Float { penalised[Int32(i)] ?? logits[i] }
+        let adjusted = adjustments(logits.count, history: history) { logits[Int($0)] }
+        func logit(_ i: Int) -> Float { adjusted.isEmpty ? logits[i] : adjusted[Int32(i)] ?? logits[i] }
 
         if params.isGreedy {
-            var best = 0
-            for i in 1..<logits.count where logit(i) > logit(best) { best = i }
-            return [Candidate(id: Int32(best), p: 1)]
+            guard !adjusted.isEmpty else { return [Candidate(id: argmax(logits), p: 1)] }
+            // The best untouched token is among the adjusted.count + 1 best raw ones; the lower id wins a tie.
+            var best = topK(logits.count, min(adjusted.count + 1, logits.count)) { logits[$0] }.first { adjusted[$0.id] == nil }
+            for (id, l) in adjusted where best == nil || l > best!.p || (l == best!.p && id < best!.id) { best = Candidate(id: id, p: l) }
+            return [Candidate(id: best!.id, p: 1)]
         }
 
         // top-k (k <= 0 keeps all), sorted by logit
@@ -123,6 +133,28 @@ public struct Sampler: Sendable {
         // temperature on the remaining logits, renormalised
         let final = softmax(top.map(\.p), temperature: params.temperature)
         return zip(top, final).map { Candidate(id: $0.0.id, p: $0.1) }
+    }
+
+    /// The logits the bias and penalties change, by token: a few entries, so the chain below reads
+    /// the rest from the model's logits untouched.
+    func adjustments(_ vocabulary: Int, history: [Int32], logit: (Int32) -> Float) -> [Int32: Float] {
+        guard params.adjustsLogits else { return [:] }
+        var adjusted: [Int32: Float] = [:]
+        func value(_ id: Int32) -> Float { adjusted[id] ?? logit(id) }
+        for (id, bias) in params.logitBias where id >= 0 && Int(id) < vocabulary { adjusted[id] = value(id) + bias }
+        if params.repeatPenalty != 1, params.repeatLastN != 0 {
+            let window = params.repeatLastN < 0 ? history[...] : history.suffix(params.repeatLastN)
+            for id in Set(window) where id >= 0 && Int(id) < vocabulary {
+                let l = value(id)
+                adjusted[id] = l > 0 ? l / params.repeatPenalty : l * params.repeatPenalty
+            }
+        }
+        if params.presencePenalty != 0 || params.frequencyPenalty != 0 {
+            var counts: [Int32: Int] = [:]
+            for id in history[min(max(params.answerStart, 0), history.count)...] where id >= 0 && Int(id) < vocabulary { counts[id, default: 0] += 1 }
+            for (id, n) in counts { adjusted[id] = value(id) - Float(n) * params.frequencyPenalty - params.presencePenalty }
+        }
+        return adjusted
     }
 
     func topK(_ n: Int, _ k: Int, _ logit: (Int) -> Float) -> [Candidate] {
