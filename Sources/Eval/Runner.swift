@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Progress
 import Relay
 
 /// Runs a benchmark task under decoding modes with a pair of real models: the glue between the

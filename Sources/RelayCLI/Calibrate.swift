@@ -2,6 +2,7 @@ import ArgumentParser
 import Assets
 import Eval
 import Foundation
+import Progress
 import Training
 
 extension RelayCommand {
@@ -32,7 +33,7 @@ extension RelayCommand {
             var settings = CueCalibration.Settings(out: out)
             (settings.maxTokens, settings.topCues, settings.minCount, settings.contextSize) = (maxTokens, topCues, minCount, model.ctxSize)
             let result = try validating {
-                try CueCalibration.run(large: models.large!, small: models.small!, source: source, template: template, settings: settings, progress: note)
+                try CueCalibration.run(large: models.large!, small: models.small!, source: source, template: template, settings: settings, progress: ProgressBar())
             }
             for c in result.cues.prefix(15) { writeOut(String(format: "%-16@ delta %+.3f  n=%d\n", "\"\(c.text)\"" as NSString, c.delta, c.count)) }
         }

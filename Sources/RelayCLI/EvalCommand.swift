@@ -3,6 +3,7 @@ import Assets
 import Engine
 import Eval
 import Foundation
+import Progress
 import Relay
 
 extension RelayCommand {

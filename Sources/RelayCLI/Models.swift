@@ -3,6 +3,7 @@ import Assets
 import Engine
 import Foundation
 import GGUF
+import Progress
 
 extension RelayCommand {
     struct Models: ParsableCommand {

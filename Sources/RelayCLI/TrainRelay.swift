@@ -1,6 +1,7 @@
 import ArgumentParser
 import Assets
 import Eval
+import Progress
 import Relay
 import Training
 
@@ -61,7 +62,7 @@ extension RelayCommand {
             let template = try model.template(for: models.small!)
             let taskSet = try TaskLoader.load(task, dataDirectory: AssetStore().dataDir)
             try validating {
-                try HeadTraining.run(large: models.large!, small: models.small!, task: taskSet, template: template, settings: settings, progress: note)
+                try HeadTraining.run(large: models.large!, small: models.small!, task: taskSet, template: template, settings: settings, progress: ProgressBar())
             }
         }
 

@@ -1,6 +1,7 @@
 import Engine
 import Eval
 import Foundation
+import Progress
 import Relay
 
 /// `relay calibrate`: large-model traces (generated, or read from an earlier run's file), the small
@@ -35,11 +36,11 @@ public enum CueCalibration {
         public var html: String
     }
 
-    /// Calibrates cues for `large` writing and `small` taking over; `progress` gets the lines to
-    /// show (one per generated trace, then a summary).
+    /// Calibrates cues for `large` writing and `small` taking over; `progress` shows the traces as
+    /// they are generated, then a summary line.
     @discardableResult
     public static func run(large: Model, small: Model, source: Source, template: ChatTemplate, settings: Settings,
-                           progress: (String) -> Void) throws -> Result {
+                           progress: ProgressBar) throws -> Result {
         let out = settings.out
         let tok = large.tokenizer
         let list: [Calibration.Trace]
@@ -62,7 +63,7 @@ public enum CueCalibration {
         try CalibrationPage.render(cues: Calibration.score(traces: scored), kept: Set(cues.map(\.text)), example: scored.first ?? [])
             .write(toFile: html, atomically: true, encoding: .utf8)
         let mean = scored.flatMap { $0.map(\.margin) }.reduce(0, +) / Float(max(1, scored.reduce(0) { $0 + $1.count }))
-        progress(String(format: "%d traces, %d tokens, mean margin %.3f; kept %d cues → %@ (page: %@)",
+        progress.note(String(format: "%d traces, %d tokens, mean margin %.3f; kept %d cues → %@ (page: %@)",
                         scored.count, scored.reduce(0) { $0 + $1.count }, mean, cues.count, out, html))
         return Result(cues: cues, html: html)
     }
@@ -81,7 +82,7 @@ public enum CueCalibration {
 
     /// The large model's greedy answers to `problems`, each written to `traceFile` as soon as it is done.
     public static func generateTraces(large: Model, problems: [Problem], template: ChatTemplate, settings: Settings, to traceFile: String,
-                                      progress: (String) -> Void) throws -> [Calibration.Trace] {
+                                      progress: ProgressBar) throws -> [Calibration.Trace] {
         let tok = large.tokenizer
         var list: [Calibration.Trace] = []
         let solo = Solo(session: Session(model: large, contextSize: settings.contextSize), role: .large, sampling: .greedy)
@@ -91,13 +92,15 @@ public enum CueCalibration {
         options.stop = template.stopStrings
         guard FileManager.default.createFile(atPath: traceFile, contents: nil) else { throw TrainingError.unwritable(traceFile) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: traceFile))
-        for (i, p) in problems.enumerated() {
+        progress.start("traces", total: Double(problems.count), unit: .items("trace"))
+        defer { progress.finish() }
+        for p in problems {
             let prompt = tok.encode(template.render([ChatMessage(role: "user", content: Prompt.userMessage(p))]), addBOS: tok.addBOS)
             let r = try generate(solo, prompt: prompt, tokenizer: tok, contextSize: settings.contextSize, options: options)
             let trace = Calibration.Trace(id: p.id, prompt: prompt, tokens: r.tokens)
             list.append(trace)
             handle.write(try JSONEncoder().encode(trace) + Data("\n".utf8))
-            progress(String(format: "trace %d/%d: %@, %d tokens, %.1f s", i + 1, problems.count, p.id, r.tokens.count, r.seconds))
+            progress.advance(1, detail: "\(p.id): \(r.tokens.count) tokens")
         }
         try handle.close()
         return list

@@ -1,6 +1,7 @@
 import Engine
 import Eval
 import Foundation
+import Progress
 import Relay
 
 /// `relay train-relay`: RelayLLM's call head trained on the frozen small model by `RelayTrainer`,
@@ -39,10 +40,10 @@ public enum HeadTraining {
     }
 
     /// Trains a head for `small` calling `large` on `task`'s problems and writes it to `settings.out`;
-    /// `progress` gets the lines to show (sorting, labels, held-out AUC, GRPO steps, the files written).
+    /// `progress` shows sorting, labelling and the GRPO steps, with lines for the held-out AUC and the files written.
     @discardableResult
     public static func run(large: Model, small: Model, task taskSet: TaskSet, template: ChatTemplate, settings s: Settings,
-                           progress note: (String) -> Void) throws -> RelayHead {
+                           progress: ProgressBar) throws -> RelayHead {
         let t = s.trainer, out = s.out, stage = s.stage
         let problems = try problems(taskSet, offset: s.offset, limit: s.limit, template: template, tokenizer: small.tokenizer)
         var settings = t
@@ -72,23 +73,23 @@ public enum HeadTraining {
 
         // Unprobed warm-up labels need only small-model samples; the classes are for probes and GRPO.
         let needsClasses = stage != .warmup || t.probes > 0
-        let sorted = needsClasses ? try sortProblems(problems, trainer: trainer, settings: s, progress: note) : []
+        let sorted = needsClasses ? try sortProblems(problems, trainer: trainer, settings: s, progress: progress) : []
         if needsClasses {
             let counts = Dictionary(grouping: sorted, by: \.kind).mapValues(\.count)
-            note("sorted \(sorted.count) problems: " + ProblemClass.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", "))
+            progress.note("sorted \(sorted.count) problems: " + ProblemClass.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", "))
         }
 
         if stage != .grpo {
-            try warmup(trainer, problems: problems, sorted: sorted, settings: s, progress: note)
+            try warmup(trainer, problems: problems, sorted: sorted, settings: s, progress: progress)
         } else if s.initial == nil {
             try trainer.standardise(over: zip(problems, sorted).map { ($0.0, $0.1.smallSamples[0]) })
         }
         if stage != .warmup {
-            try grpo(trainer, problems: problems, sorted: sorted, settings: s, progress: note)
+            try grpo(trainer, problems: problems, sorted: sorted, settings: s, progress: progress)
         }
         let html = pagePath(beside: out)
         try TrainingPage.render(trainer.head, sorted: sorted).write(toFile: html, atomically: true, encoding: .utf8)
-        note("head → \(out) (report: \(html))")
+        progress.note("head → \(out) (report: \(html))")
         return trainer.head
     }
 
@@ -107,15 +108,18 @@ public enum HeadTraining {
     /// The warm-up stage: labels per problem (from OUT.labels.json when known), the L2 penalty
     /// chosen on held-out problems, the fit on all of them; writes the head.
     static func warmup(_ trainer: RelayTrainer, problems: [RelayTrainer.Problem], sorted: [RelayTrainer.Sorted], settings s: Settings,
-                       progress note: (String) -> Void) throws {
+                       progress: ProgressBar) throws {
         let t = s.trainer
         let needsClasses = !sorted.isEmpty
         var examples: [RelayTrainer.Example] = [], heldOut: [RelayTrainer.Example] = []
         let labels = LabelCache(path: s.out + ".labels.json",
                                 key: "\(s.largeName)|\(s.smallName)|\(s.task)|max=\(t.maxTokens)|temp=\(t.temperature)|seed=\(t.seed)|k=\(t.k)|probes=\(t.probes)+start|lengths=\(t.probeLengths)|unprobed=\(t.unprobed)|decisive=\(t.decisive)" + (t.probes > 0 ? "|tags=\(t.tags)" : ""))
+        progress.start("warm-up labels", total: Double(problems.count), unit: .items("problem"),
+                       done: Double(problems.filter { labels.known[$0.id] != nil }.count))
         for (i, p) in problems.enumerated() {
             let e: [RelayTrainer.Example], correct: Bool
-            if let known = labels.known[p.id] {
+            let cached = labels.known[p.id]
+            if let known = cached {
                 (e, correct) = (known.examples, known.correct)
             } else {
                 // Label the first wrong sample (where help can pay), else the first one.
@@ -131,9 +135,10 @@ public enum HeadTraining {
             }
             // Every fifth problem is held out to choose the L2 penalty and to measure ranking.
             if i % 5 == 4 { heldOut += e } else { examples += e }
-            note("warm-up labels \(i + 1)/\(problems.count) \(p.id) (\(correct ? "correct" : "wrong")): \(e.filter(\.call).count) positive of \(e.count)")
+            progress.advance(cached == nil ? 1 : 0, detail: "\(p.id) (\(correct ? "correct" : "wrong")): \(e.filter(\.call).count) positive of \(e.count)")
         }
-        let (l2, report) = chooseL2(trainer, examples: examples, heldOut: heldOut, progress: note)
+        progress.finish()
+        let (l2, report) = chooseL2(trainer, examples: examples, heldOut: heldOut, progress: progress.note)
         trainer.settings.warmupL2 = l2
         examples += heldOut
         let positives = examples.filter(\.call).count
@@ -143,7 +148,7 @@ public enum HeadTraining {
         trainer.head.training?.config["warmup.positives"] = "\(positives)"
         trainer.head.training?.config["warmup.l2"] = "\(trainer.settings.warmupL2)"
         if !report.isEmpty { trainer.head.training?.config["warmup.heldout_auc"] = report.joined(separator: "; ") }
-        note(String(format: "warm-up: %d examples, %d positive, L2 %g; loss %.4f → %.4f", examples.count, positives,
+        progress.note(String(format: "warm-up: %d examples, %d positive, L2 %g; loss %.4f → %.4f", examples.count, positives,
                     trainer.settings.warmupL2, curve.first ?? 0, curve.last ?? 0))
         try trainer.head.write(to: s.out)
     }
@@ -177,11 +182,13 @@ public enum HeadTraining {
 
     /// The GRPO stage: `epochs` passes over the problems in batches; the head is written after every step.
     static func grpo(_ trainer: RelayTrainer, problems: [RelayTrainer.Problem], sorted: [RelayTrainer.Sorted], settings s: Settings,
-                     progress note: (String) -> Void) throws {
+                     progress: ProgressBar) throws {
         let batch = s.batch
         // GRPO learns only where rewards differ within a group; every class can differ.
         let pairs = zip(problems, sorted).map { ($0.0, $0.1.kind) }
         let steps = s.epochs * ((pairs.count + batch - 1) / batch)
+        progress.start("GRPO", total: Double(steps), unit: .items("step"))
+        defer { progress.finish() }
         for step in 0..<steps {
             let start = (step * batch) % pairs.count
             let slice = (0..<min(batch, pairs.count)).map { pairs[(start + $0) % pairs.count] }
@@ -193,14 +200,14 @@ public enum HeadTraining {
             curves["grpo_large_share", default: []].append(stats.largeShare)
             curves["grpo_loss", default: []].append(stats.lossBefore)
             trainer.head.training?.curves = curves
-            note(progressLine(step: step + 1, of: steps, stats))
+            progress.advance(1, detail: stepDetail(stats))
             try trainer.head.write(to: s.out)
         }
     }
 
     /// Sorts the problems, reusing OUT.problems.json for those already sorted with these settings.
     static func sortProblems(_ problems: [RelayTrainer.Problem], trainer: RelayTrainer, settings s: Settings,
-                             progress note: (String) -> Void) throws -> [RelayTrainer.Sorted] {
+                             progress: ProgressBar) throws -> [RelayTrainer.Sorted] {
         let t = s.trainer
         let cache = s.out + ".problems.json"
         struct Cache: Codable { var key: String; var problems: [RelayTrainer.Sorted] }
@@ -210,25 +217,22 @@ public enum HeadTraining {
             for s in c.problems { known[s.id] = s }
         }
         var result: [RelayTrainer.Sorted] = []
-        for (i, p) in problems.enumerated() {
+        progress.start("sorting", total: Double(problems.count), unit: .items("problem"), done: Double(problems.filter { known[$0.id] != nil }.count))
+        defer { progress.finish() }
+        for p in problems {
             if let s = known[p.id] { result.append(s); continue }
-            let start = Date()
             let s = try trainer.sort(p)
             known[p.id] = s
             result.append(s)
             try JSONEncoder().encode(Cache(key: key, problems: Array(known.values))).write(to: URL(fileURLWithPath: cache))
-            note(String(format: "sorting %d/%d %@: small %d/%d correct, large %@ → %@ (%.0f s)", i + 1, problems.count, p.id,
-                        s.smallCorrect.filter { $0 }.count, s.smallCorrect.count, s.largeCorrect ? "correct" : "wrong",
-                        s.kind.rawValue, Date().timeIntervalSince(start)))
+            progress.advance(1, detail: "\(p.id): small \(s.smallCorrect.filter { $0 }.count)/\(s.smallCorrect.count) correct, large \(s.largeCorrect ? "correct" : "wrong") → \(s.kind.rawValue)")
         }
         return result
     }
 
-    static func progressLine(step: Int, of total: Int, _ s: RelayTrainer.StepStats) -> String {
-        let width = 20, filled = width * step / max(total, 1)
-        return String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-            + String(format: "  step %d/%d  reward %+.3f  calls/rollout %.2f  large share %.1f%%  acc %.0f%%  loss %.4f → %.4f",
-                     step, total, s.reward, s.callsPerRollout, s.largeShare * 100, s.accuracy * 100, s.lossBefore, s.lossAfter)
+    static func stepDetail(_ s: RelayTrainer.StepStats) -> String {
+        String(format: "reward %+.3f  calls/rollout %.2f  large share %.1f%%  acc %.0f%%  loss %.4f → %.4f",
+               s.reward, s.callsPerRollout, s.largeShare * 100, s.accuracy * 100, s.lossBefore, s.lossAfter)
     }
 }
 

@@ -1,4 +1,5 @@
 import Assets
+import Crypto
 import Engine
 import Foundation
 import GGUF
@@ -324,5 +325,26 @@ struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+@Suite("Asset checks")
+struct AssetCheckTests {
+    @Test("sha256 of a file (swift-crypto, read in pieces) is the standard digest, and its progress ends at the file's size")
+    func sha256() throws {
+        let path = NSTemporaryDirectory() + "/relay-sha-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data("abc".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(try AssetStore().sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        // 9 MiB: three pieces; the digest is the one of the whole, whatever the piece size.
+        let big = Data((0..<(9 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try big.write(to: URL(fileURLWithPath: path))
+        final class Seen: @unchecked Sendable { var last: (Int64, Int64) = (0, 0); var count = 0 }
+        let seen = Seen()
+        let digest = try AssetStore().sha256(path, progress: ProgressReporter { event in
+            if case let .bytes(_, done, total) = event { seen.last = (done, total); seen.count += 1 }
+        })
+        #expect(digest == SHA256.hash(data: big).map { String(format: "%02x", $0) }.joined())
+        #expect(seen.count == 3 && seen.last == (9 << 20, 9 << 20))
     }
 }

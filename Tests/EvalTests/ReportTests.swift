@@ -1,5 +1,6 @@
 import Eval
 import Foundation
+import Progress
 import Testing
 
 /// large: 10 problems, 7 right, 2 s each, 100 large tokens each.
@@ -176,26 +177,38 @@ let fakeParameters: [String: Double] = [RoleKey.large: 1.5e9, RoleKey.small: 0.5
 }
 
 @Suite struct ProgressBars {
-    @Test func theBarShowsDoneAccuracyAndETA() {
-        let line = ProgressBar.line(done: 5, total: 10, sessionDone: 5, correct: 4, seconds: 10, current: "large #5", width: 10)
-        #expect(line == "█████░░░░░  5/10  acc 80.0%  2.0 s/problem  ETA 10s  large #5")
-        #expect(ProgressBar.line(done: 3, total: 10, sessionDone: 0, correct: 0, seconds: 0, current: nil, width: 4) == "█░░░  3/10")
+    @Test func theBarShowsDoneRateAndETA() {
+        let line = ProgressBar.line(label: "eval", done: 5, total: 10, unit: .items("problem"), rate: 0.5, detail: "acc 80.0%  large #5", width: 10)
+        #expect(line == "eval █████░░░░░  5/10  2.0 s/problem  ETA 10s  acc 80.0%  large #5")
+        #expect(ProgressBar.line(label: "", done: 3, total: 10, unit: .items("step"), rate: nil, width: 4) == "█░░░  3/10")
+        #expect(ProgressBar.line(label: "smol", done: 50e6, total: 200e6, unit: .bytes, rate: 25e6, width: 4)
+                == "smol █░░░  50.0 MB / 200.0 MB  25.0 MB/s  ETA 6s")
+        #expect(ProgressBar.line(label: "x", done: 4, total: 4, unit: .items("step"), rate: 2, width: 2) == "x ██  4/4  2.0 step/s")
         #expect(ProgressBar.duration(372) == "6m12s")
         #expect(ProgressBar.duration(7500) == "2h05m")
     }
 
-    @Test func theBarIsSilentWhenNotATerminal() throws {
+    @Test func liveOnATerminalPlainLinesElsewhere() throws {
         final class Sink: @unchecked Sendable { var text = "" }
-        let quiet = Sink(), loud = Sink()
-        for (sink, enabled) in [(quiet, false), (loud, true)] {
-            let bar = ProgressBar(enabled: enabled, write: { sink.text += $0 })
-            bar.start(total: 2, alreadyDone: 0)
-            bar.begin(mode: "large", id: "0")
-            bar.update(correct: true, seconds: 1)
-            bar.finish()
+        final class Clock: @unchecked Sendable { var t = 0.0 }
+        let plain = Sink(), live = Sink(), clock = Clock()
+        for (sink, terminal) in [(plain, false), (live, true)] {
+            clock.t = 0
+            let bar = ProgressBar(terminal: terminal, write: { sink.text += $0 }, clock: { clock.t })
+            bar.start("eval", total: 20, unit: .items("problem"), done: 0)
+            for _ in 0..<20 {
+                clock.t += 1
+                bar.advance(1, detail: "acc 100.0%")
+            }
+            bar.note("a line")
+            bar.finish("done")
         }
-        #expect(quiet.text.isEmpty)
-        #expect(loud.text.contains("\r"))
-        #expect(loud.text.contains("1/2  acc 100.0%"))
+        // Elsewhere: one line at the start and one per tenth, no carriage returns.
+        let lines = plain.text.split(separator: "\n")
+        #expect(!plain.text.contains("\r") && lines.count == 13, "\(lines)")
+        #expect(lines[1] == "eval ██░░░░░░░░░░░░░░░░░░  2/20  1.0 problem/s  ETA 18s  acc 100.0%")
+        #expect(lines.suffix(2) == ["a line", "done"])
+        // On a terminal: redrawn in place, cleared before a line of its own.
+        #expect(live.text.contains("\r\u{1B}[K") && live.text.contains("20/20") && live.text.hasSuffix("a line\ndone\n"))
     }
 }

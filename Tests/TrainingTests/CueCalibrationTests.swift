@@ -28,9 +28,11 @@ struct CueCalibrationTests {
         var settings = CueCalibration.Settings(out: dir + "/cues.json")
         (settings.maxTokens, settings.minCount, settings.contextSize) = (64, 1, 512)
         let template = try ChatTemplate.detect(from: m.file.metadata["tokenizer.chat_template"]?.string)
-        var lines: [String] = []
-        let first = try CueCalibration.run(large: m, small: m, source: .problems(problems), template: template, settings: settings) { lines.append($0) }
-        #expect(lines.count == 3 && lines[0].hasPrefix("trace 1/2: p1") && lines[2].contains("kept \(first.cues.count) cues"), "\(lines)")
+        let log = Log()
+        let first = try CueCalibration.run(large: m, small: m, source: .problems(problems), template: template, settings: settings, progress: log.bar)
+        // Not a terminal: the bar's line at the start and at each tenth of the way, then the summary.
+        #expect(log.lines.first?.hasPrefix("traces ░") == true && log.lines.contains { $0.contains("2/2") && $0.contains("p2: ") }, "\(log.lines)")
+        #expect(log.lines.last?.contains("kept \(first.cues.count) cues") == true, "\(log.lines)")
         #expect(first.html == dir + "/cues.html" && FileManager.default.fileExists(atPath: first.html))
         #expect(first.cues.allSatisfy { $0.delta > 0 })
         let written = try JSONDecoder().decode(CueSet.self, from: Data(contentsOf: URL(fileURLWithPath: settings.out)))
@@ -46,7 +48,7 @@ struct CueCalibrationTests {
         #expect(margins.reduce(0, +) / Float(margins.count) > 0.5)
 
         settings.out = dir + "/again.json"
-        let again = try CueCalibration.run(large: m, small: m, source: .file(dir + "/cues.json.traces.jsonl"), template: template, settings: settings) { _ in }
+        let again = try CueCalibration.run(large: m, small: m, source: .file(dir + "/cues.json.traces.jsonl"), template: template, settings: settings, progress: Log().bar)
         #expect(again.cues.map(\.text) == first.cues.map(\.text))
         #expect(zip(again.cues, first.cues).allSatisfy { abs($0.delta - $1.delta) < 1e-9 })
         #expect(!FileManager.default.fileExists(atPath: dir + "/again.json.traces.jsonl"))

@@ -88,21 +88,22 @@ struct HeadTrainingTests {
         (s.offset, s.limit, s.stage, s.contextSize) = (0, 2, .warmup, 512)
         (s.trainer.maxTokens, s.trainer.probes, s.trainer.decisive, s.trainer.warmupEpochs) = (16, 0, 0, 20)
         let template = try ChatTemplate.detect(from: m.file.metadata["tokenizer.chat_template"]?.string)
-        var lines: [String] = []
-        let head = try HeadTraining.run(large: m, small: m, task: tasks, template: template, settings: s) { lines.append($0) }
+        let log = Log()
+        let head = try HeadTraining.run(large: m, small: m, task: tasks, template: template, settings: s, progress: log.bar)
+        let lines = log.lines
         #expect(try RelayHead.load(s.out) == head)
         #expect(head.training?.config["warmup.probe_lengths"] == "8,32" && head.training?.config["warmup.stage"] == "warmup")
         #expect(FileManager.default.fileExists(atPath: dir + "/head.html") && FileManager.default.fileExists(atPath: s.out + ".labels.json"))
-        #expect(lines.filter { $0.hasPrefix("warm-up labels") }.count == 2 && lines.last == "head → \(s.out) (report: \(dir)/head.html)")
+        #expect(lines.contains { $0.hasPrefix("warm-up labels") && $0.contains("2/2") } && lines.last == "head → \(s.out) (report: \(dir)/head.html)")
 
         // The same ids with other questions: labelled anew they would give another head.
         var other = tasks
         other.problems = tasks.problems.map { Problem(id: $0.id, question: "Name a colour.", answer: $0.answer) }
-        let again = try HeadTraining.run(large: m, small: m, task: other, template: template, settings: s) { _ in }
+        let again = try HeadTraining.run(large: m, small: m, task: other, template: template, settings: s, progress: Log().bar)
         #expect(again == head)
         // No problem from the offset on is an error that names the offset.
         s.offset = 5
-        #expect { try HeadTraining.run(large: m, small: m, task: tasks, template: template, settings: s) { _ in } } throws: {
+        #expect { try HeadTraining.run(large: m, small: m, task: tasks, template: template, settings: s, progress: Log().bar) } throws: {
             "\($0)" == "no problems after --offset 5"
         }
     }
