@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         // SHA-256 for model identities and file checks (already in the graph through swift-nio-extras).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // The server's /metrics: swift-metrics types over a swift-prometheus registry.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
@@ -52,7 +55,9 @@ let package = Package(
         .target(name: "Server", dependencies: ["Engine", "Relay", .product(name: "Hummingbird", package: "hummingbird"),
                                                .product(name: "HummingbirdCore", package: "hummingbird"),
                                                .product(name: "NIOCore", package: "swift-nio"),
-                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras")],
+                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                                               .product(name: "CoreMetrics", package: "swift-metrics"),
+                                               .product(name: "Prometheus", package: "swift-prometheus")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",

@@ -1,99 +1,106 @@
+import CoreMetrics
 import Engine
 import Foundation
+import Prometheus
 import Relay
 
-/// Counters for `GET /metrics`, in Prometheus' text format.
+/// The server's metrics for `GET /metrics`: swift-metrics types whose handlers come from a
+/// swift-prometheus registry of this server's own (no global bootstrap, so tests and several
+/// servers in one process keep theirs apart); the registry writes Prometheus' text format.
 final class Metrics: @unchecked Sendable {
     static let buckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+    /// Each metric's `# HELP` text; the registry wants the same one every time a name is made.
+    static let help = [
+        "relay_requests_total": "HTTP requests by endpoint and status.",
+        "relay_request_duration_seconds": "Request latency by endpoint.",
+        "relay_generated_tokens_total": "Generated tokens by the model responsible for them.",
+        "relay_prompt_tokens_total": "Prompt tokens of finished generations.",
+        "relay_cancelled_total": "Generations stopped because the client went away.",
+        "relay_large_failures_total": "Generations finished on the small model after the large one failed.",
+        "relay_time_to_first_token_seconds": "Time from request to first streamed text.",
+        "relay_forwards_total": "Forwards run; several slots' rows may share one.",
+        "relay_forward_rows_total": "Rows (one sequence's positions) in those forwards.",
+        "relay_forward_positions_total": "Positions (tokens) in those forwards.",
+        "relay_queue_depth": "Requests waiting for a slot.",
+        "relay_slots_busy": "Slots generating.",
+        "relay_slots": "Parallel slots (-np).",
+        "relay_connections_total": "Connections accepted.",
+        "relay_connections_refused_total": "Connections closed at once: --max-connections were open.",
+        "relay_connections_open": "Open connections.",
+    ]
 
-    struct Histogram {
-        var counts = [Int](repeating: 0, count: Metrics.buckets.count)
-        var sum = 0.0
-        var total = 0
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private var tokens: [Role: CoreMetrics.Counter] = [:]
+    private var promptTokens, cancelledCount, largeFailures, connections, refusedConnections: CoreMetrics.Counter!
+    private var forwards, forwardRows, forwardPositions: CoreMetrics.Counter!
+    private var firstToken: CoreMetrics.Timer!
+    private var queueDepth, slotsBusy, slots, connectionsOpen: Meter!
+    /// The engine's forward totals already counted (they are process-wide, read at each render).
+    private var counted = (forwards: 0, rows: 0, positions: 0)
+    private let lock = NSLock()
 
-        mutating func observe(_ v: Double) {
-            for (i, b) in Metrics.buckets.enumerated() where v <= b { counts[i] += 1 }
-            sum += v
-            total += 1
-        }
+    init() {
+        factory = PrometheusMetricsFactory(registry: registry)
+        for role in Role.allCases { tokens[role] = counter("relay_generated_tokens_total", [("model", role.rawValue)]) }
+        promptTokens = counter("relay_prompt_tokens_total")
+        cancelledCount = counter("relay_cancelled_total")
+        largeFailures = counter("relay_large_failures_total")
+        forwards = counter("relay_forwards_total")
+        forwardRows = counter("relay_forward_rows_total")
+        forwardPositions = counter("relay_forward_positions_total")
+        connections = counter("relay_connections_total")
+        refusedConnections = counter("relay_connections_refused_total")
+        firstToken = timer("relay_time_to_first_token_seconds")
+        queueDepth = meter("relay_queue_depth")
+        slotsBusy = meter("relay_slots_busy")
+        slots = meter("relay_slots")
+        connectionsOpen = meter("relay_connections_open")
     }
 
-    private let lock = NSLock()
-    private var requests: [String: Int] = [:]          // "endpoint|status"
-    private var tokens: [Role: Int] = [:]
-    private var promptTokens = 0
-    private var cancelledCount = 0
-    private var largeFailures = 0
-    private var latency: [String: Histogram] = [:]     // by endpoint
-    private var firstToken = Histogram()
-    private var connections = 0
-    private var refusedConnections = 0
+    private func counter(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Counter {
+        CoreMetrics.Counter(label: name, dimensions: labels, handler: registry.makeCounter(name: name, labels: labels, help: Self.help[name]!), factory: factory)
+    }
+
+    private func timer(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Timer {
+        let buckets = Self.buckets.map { Duration.nanoseconds(Int64($0 * 1e9)) }
+        return CoreMetrics.Timer(label: name, dimensions: labels,
+                                 handler: registry.makeDurationHistogram(name: name, labels: labels, buckets: buckets, help: Self.help[name]!), factory: factory)
+    }
+
+    private func meter(_ name: String) -> Meter {
+        Meter(label: name, dimensions: [], handler: registry.makeGauge(name: name, labels: [], help: Self.help[name]!), factory: factory)
+    }
 
     func request(endpoint: String, status: Int, seconds: Double) {
-        lock.withLock {
-            requests["\(endpoint)|\(status)", default: 0] += 1
-            latency[endpoint, default: Histogram()].observe(seconds)
-        }
+        counter("relay_requests_total", [("endpoint", endpoint), ("status", "\(status)")]).increment()
+        timer("relay_request_duration_seconds", [("endpoint", endpoint)]).recordNanoseconds(Int64(seconds * 1e9))
     }
 
     func generated(_ result: RelayResult) {
-        lock.withLock {
-            for (role, n) in result.tokensByRole { tokens[role, default: 0] += n }
-            promptTokens += result.promptTokens
-            if result.largeFailure != nil { largeFailures += 1 }
-        }
+        for (role, n) in result.tokensByRole { tokens[role]?.increment(by: n) }
+        promptTokens.increment(by: result.promptTokens)
+        if result.largeFailure != nil { largeFailures.increment() }
     }
 
-    func timeToFirstToken(_ seconds: Double) { lock.withLock { firstToken.observe(seconds) } }
-    func cancelled() { lock.withLock { cancelledCount += 1 } }
-    func connection(admitted: Bool) { lock.withLock { if admitted { connections += 1 } else { refusedConnections += 1 } } }
+    func timeToFirstToken(_ seconds: Double) { firstToken.recordNanoseconds(Int64(seconds * 1e9)) }
+    func cancelled() { cancelledCount.increment() }
+    func connection(admitted: Bool) { (admitted ? connections : refusedConnections).increment() }
 
-    func render(queueDepth: Int, busySlots: Int, slots: Int, openConnections: Int = 0) -> String {
+    func render(queueDepth depth: Int, busySlots: Int, slots count: Int, openConnections: Int = 0) -> String {
         lock.withLock {
-            var out = ""
-            out += "# HELP relay_requests_total HTTP requests by endpoint and status.\n# TYPE relay_requests_total counter\n"
-            for key in requests.keys.sorted() {
-                let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
-                out += "relay_requests_total{endpoint=\"\(parts[0])\",status=\"\(parts[1])\"} \(requests[key]!)\n"
-            }
-            out += "# HELP relay_generated_tokens_total Generated tokens by the model responsible for them.\n# TYPE relay_generated_tokens_total counter\n"
-            for role in Role.allCases { out += "relay_generated_tokens_total{model=\"\(role.rawValue)\"} \(tokens[role] ?? 0)\n" }
-            out += "# HELP relay_prompt_tokens_total Prompt tokens of finished generations.\n# TYPE relay_prompt_tokens_total counter\n"
-            out += "relay_prompt_tokens_total \(promptTokens)\n"
-            out += "# HELP relay_cancelled_total Generations stopped because the client went away.\n# TYPE relay_cancelled_total counter\n"
-            out += "relay_cancelled_total \(cancelledCount)\n"
-            out += "# HELP relay_large_failures_total Generations finished on the small model after the large one failed.\n# TYPE relay_large_failures_total counter\n"
-            out += "relay_large_failures_total \(largeFailures)\n"
-            out += "# HELP relay_request_duration_seconds Request latency by endpoint.\n# TYPE relay_request_duration_seconds histogram\n"
-            for endpoint in latency.keys.sorted() {
-                out += histogram("relay_request_duration_seconds", latency[endpoint]!, label: "endpoint=\"\(endpoint)\",")
-            }
-            out += "# HELP relay_time_to_first_token_seconds Time from request to first streamed text.\n# TYPE relay_time_to_first_token_seconds histogram\n"
-            out += histogram("relay_time_to_first_token_seconds", firstToken, label: "")
-            let batches = Batcher.totals
-            out += "# HELP relay_forwards_total Forwards run; several slots' rows may share one.\n# TYPE relay_forwards_total counter\n"
-            out += "relay_forwards_total \(batches.forwards)\n"
-            out += "# HELP relay_forward_rows_total Rows (one sequence's positions) in those forwards.\n# TYPE relay_forward_rows_total counter\n"
-            out += "relay_forward_rows_total \(batches.rows)\n"
-            out += "# HELP relay_forward_positions_total Positions (tokens) in those forwards.\n# TYPE relay_forward_positions_total counter\n"
-            out += "relay_forward_positions_total \(batches.positions)\n"
-            out += "# HELP relay_queue_depth Requests waiting for a slot.\n# TYPE relay_queue_depth gauge\nrelay_queue_depth \(queueDepth)\n"
-            out += "# HELP relay_slots_busy Slots generating.\n# TYPE relay_slots_busy gauge\nrelay_slots_busy \(busySlots)\n"
-            out += "# HELP relay_slots Parallel slots (-np).\n# TYPE relay_slots gauge\nrelay_slots \(slots)\n"
-            out += "# HELP relay_connections_total Connections accepted.\n# TYPE relay_connections_total counter\nrelay_connections_total \(connections)\n"
-            out += "# HELP relay_connections_refused_total Connections closed at once: --max-connections were open.\n# TYPE relay_connections_refused_total counter\n"
-            out += "relay_connections_refused_total \(refusedConnections)\n"
-            out += "# HELP relay_connections_open Open connections.\n# TYPE relay_connections_open gauge\nrelay_connections_open \(openConnections)\n"
-            return out
+            let totals = Batcher.totals
+            forwards.increment(by: totals.forwards - counted.forwards)
+            forwardRows.increment(by: totals.rows - counted.rows)
+            forwardPositions.increment(by: totals.positions - counted.positions)
+            counted = totals
         }
-    }
-
-    private func histogram(_ name: String, _ h: Histogram, label: String) -> String {
-        var out = ""
-        for (i, b) in Metrics.buckets.enumerated() { out += "\(name)_bucket{\(label)le=\"\(b)\"} \(h.counts[i])\n" }
-        out += "\(name)_bucket{\(label)le=\"+Inf\"} \(h.total)\n"
-        let plain = label.isEmpty ? "" : "{\(label.dropLast())}"
-        out += "\(name)_sum\(plain) \(h.sum)\n\(name)_count\(plain) \(h.total)\n"
-        return out
+        queueDepth.set(depth)
+        slotsBusy.set(busySlots)
+        slots.set(count)
+        connectionsOpen.set(openConnections)
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
