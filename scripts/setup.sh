@@ -20,7 +20,7 @@ pip_need gguf gguf==0.19.0
 
 swift build -c release
 .build/release/relay models fetch smollm2-135m
-.build/release/relay generate -m smollm2-135m -p "What is the capital of France?" -n 48 --temp 0
+.build/release/relay generate -m smollm2-135m -p "Name three primary colors." -n 48 --temp 0
 .build/release/relay models fetch qwen2.5-coder-1.5b
 .build/release/relay models fetch qwen2.5-coder-0.5b
 echo "--- relaygen-sd: large model in the default colour, small model in green; telemetry on stderr ---" >&2

@@ -139,6 +139,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
             finish = .stop
             break
         }
+        if context.count == prompt.count { for s in strategy.sessions.values { s.promptDone() } }
         for event in step.events { stats.add(event) }
         for (i, token) in step.tokens.enumerated() {
             if tokenizer.endOfGeneration.contains(token) { finish = .eos; break loop }

@@ -9,11 +9,14 @@ public final class Session: @unchecked Sendable {
     public let cache: KVCache
     public private(set) var tokens: [Int32] = []
 
-    /// Seconds spent in forward passes, split by how many positions they processed.
+    /// Seconds spent in forward passes and the positions they processed, split at the end of the
+    /// prompt: `generate` calls `promptDone()` once the first step of the answer is written, so a
+    /// verification forward of several positions counts as decoding.
     public private(set) var prefillSeconds = 0.0
     public private(set) var decodeSeconds = 0.0
     public private(set) var prefillTokens = 0
     public private(set) var decodeTokens = 0
+    private var inPrompt = true
 
     public init(model: Model, contextSize: Int) {
         self.model = model
@@ -61,12 +64,16 @@ public final class Session: @unchecked Sendable {
         }
         if keepsHidden { hidden = out.hidden }
         let elapsed = Date().timeIntervalSince(start)
-        if new.count == 1 { decodeSeconds += elapsed; decodeTokens += 1 } else { prefillSeconds += elapsed; prefillTokens += new.count }
+        if inPrompt { prefillSeconds += elapsed; prefillTokens += new.count } else { decodeSeconds += elapsed; decodeTokens += new.count }
         tokens = target
         return out.logits
     }
 
     public func resetTimings() {
         prefillSeconds = 0; decodeSeconds = 0; prefillTokens = 0; decodeTokens = 0
+        inPrompt = true
     }
+
+    /// What runs from now on is decoding.
+    public func promptDone() { inPrompt = false }
 }
