@@ -58,6 +58,7 @@ let package = Package(
                                                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                                                .product(name: "CoreMetrics", package: "swift-metrics"),
                                                .product(name: "Prometheus", package: "swift-prometheus")],
+                resources: [.embedInCode("Resources/openapi.json")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "RelayCLI",

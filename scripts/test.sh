@@ -17,6 +17,7 @@ pip_need() { python3 -c "import $1" 2>/dev/null || python3 -m pip install -q --d
 pip_need numpy numpy
 pip_need gguf gguf==0.19.0
 pip_need openai openai
+pip_need schemathesis schemathesis==4.32.5
 
 scratch=()
 if [ -n "${RELAY_SCRATCH_PATH:-}" ]; then scratch=(--scratch-path "$RELAY_SCRATCH_PATH"); fi

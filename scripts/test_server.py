@@ -695,6 +695,28 @@ def stopped(server):
     return 0
 
 
+def test_openapi_conformance(relay):
+    """schemathesis against the served document, bounded: a fixed seed, at most 10 generated cases
+    per operation in the fuzzing phase besides the coverage phase's boundary cases (some 800
+    requests, ~15 s here), 300 s at most; checks that no answer is a 5xx and that every status,
+    content type and body matches the document (a stream's events only as events: `data` lines)."""
+    server = Server(relay, "-m", MODEL, "-c", "64", "-np", "2", "--queue", "2", "--temp", "0")
+    try:
+        doc = http(server.base + "/openapi.json").json()
+        assert doc["components"]["schemas"]["Sampling"]["properties"]["max_tokens"]["maximum"] == 63
+        run = subprocess.run([sys.executable, "-m", "schemathesis.cli", "run", server.base + "/openapi.json", "--seed", "1",
+                              "--max-examples", "10", "--workers", "1", "--checks",
+                              "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"],
+                             capture_output=True, text=True, timeout=300)
+        tail = "\n".join(run.stdout.splitlines()[-25:])
+        assert run.returncode == 0, tail + run.stderr[-2000:]
+        m = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+        assert m and m.group(1) == m.group(2), tail
+        print(f"      schemathesis: {m.group(1)} generated, {m.group(2)} passed")
+    finally:
+        server.stop()
+
+
 def main():
     global RELAY
     relay = RELAY = sys.argv[1]
@@ -716,7 +738,7 @@ def main():
                             "--max-connections", "4", "--max-body-mib", "1", env=env)
             failed += run(LIMIT_TESTS, server, only)
             failed += stopped(server)
-        failed += run([test_empty_key_refused], relay, only)
+        failed += run([test_empty_key_refused, test_openapi_conformance], relay, only)
         print(f"{failed} failed, {time.time() - started:.1f} s")
     sys.exit(1 if failed else 0)
 

@@ -77,6 +77,10 @@ public final class RelayServer: @unchecked Sendable {
                                            openConnections: self.connections.current)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        let document = OpenAPI.document(contextSize: served.contextSize)
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document)))
+        }
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: Playground.html(models: self.served.ids, defaultMode: self.served.defaultMode,

@@ -360,3 +360,43 @@ struct ConnectionGuardTests {
         #expect(late.isCancelled)
     }
 }
+
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    static func schemas() throws -> [String: Any] {
+        let root = try #require(try JSONSerialization.jsonObject(with: OpenAPI.document(contextSize: 64)) as? [String: Any])
+        return try #require((root["components"] as? [String: Any])?["schemas"] as? [String: Any])
+    }
+
+    static func properties(_ schema: Any?) -> Set<String> {
+        guard let s = schema as? [String: Any] else { return [] }
+        var names = Set((s["properties"] as? [String: Any])?.keys.map { $0 } ?? [])
+        for part in s["allOf"] as? [Any] ?? [] { names.formUnion(properties(part)) }
+        return names
+    }
+
+    @Test("the document's request fields are exactly the fields the server reads, and the token limits follow -c")
+    func requestFields() throws {
+        let schemas = try Self.schemas()
+        let sampling = try #require(schemas["Sampling"] as? [String: Any])
+        let documented = Self.properties(sampling).union(Self.properties(schemas["ChatCompletionRequest"]))
+            .union(Self.properties(schemas["CompletionRequest"]))
+        let read = Set(Mirror(reflecting: try CompletionRequest.decode(Data("{}".utf8))).children.compactMap(\.label))
+        #expect(documented == read, "documented, not read: \(documented.subtracting(read)); read, not documented: \(read.subtracting(documented))")
+        let maxTokens = (sampling["properties"] as? [String: Any])?["max_tokens"] as? [String: Any]
+        #expect(maxTokens?["maximum"] as? Int == 63)
+    }
+
+    @Test("every status the endpoints answer with is documented")
+    func statuses() throws {
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPI.template)) as? [String: Any])
+        let paths = try #require(root["paths"] as? [String: Any])
+        for path in ["/v1/chat/completions", "/v1/completions"] {
+            let post = try #require((paths[path] as? [String: Any])?["post"] as? [String: Any])
+            let statuses = Set((post["responses"] as? [String: Any])?.keys.map { $0 } ?? [])
+            // 200, and every APIError status the controller or the pool can give (499 is written to no one).
+            #expect(statuses == ["200", "400", "401", "404", "413", "415", "429", "502", "503"], "\(path)")
+        }
+        #expect(Set(paths.keys) == ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/openapi.json", "/"])
+    }
+}
