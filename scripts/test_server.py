@@ -705,7 +705,7 @@ def test_openapi_conformance(relay):
         doc = http(server.base + "/openapi.json").json()
         assert doc["components"]["schemas"]["Sampling"]["properties"]["max_tokens"]["maximum"] == 63
         run = subprocess.run([sys.executable, "-m", "schemathesis.cli", "run", server.base + "/openapi.json", "--seed", "1",
-                              "--max-examples", "10", "--workers", "1", "--checks",
+                              "--max-examples", "10", "--workers", "1", "--request-timeout", "60", "--checks",
                               "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"],
                              capture_output=True, text=True, timeout=300)
         tail = "\n".join(run.stdout.splitlines()[-25:])

@@ -116,8 +116,7 @@ final class CompletionsController: @unchecked Sendable {
     func models(_ request: Request) throws -> Response {
         try authorize(request)
         let now = Int(Date().timeIntervalSince1970)
-        let data = served.ids.map { ["id": $0, "object": "model", "created": now, "owned_by": "relay"] as [String: Any] }
-        return json(["object": "list", "data": data])
+        return json(ModelList(data: served.ids.map { ModelList.Entry(id: $0, created: now) }))
     }
 
     func complete(_ request: Request, connection: ConnectionGuard?, chat: Bool) async -> Response {
@@ -339,20 +338,16 @@ final class CompletionsController: @unchecked Sendable {
         let done = results.map { $0! }
         done.forEach(metrics.generated)
         metrics.request(endpoint: endpoint, status: 200, seconds: Date().timeIntervalSince(started))
-        let id = Self.id(plan.chat)
-        var choices: [[String: Any]] = []
+        var object = header(Self.id(plan.chat), plan, chunk: false)
         for (i, result) in done.enumerated() {
-            let logprobs: Any = result.logprobs.map { logprobsJSON($0, chat: plan.chat) } ?? NSNull()
-            var choice: [String: Any] = plan.chat
-                ? ["index": i, "message": ["role": "assistant", "content": result.text], "finish_reason": Self.finish(result), "logprobs": logprobs]
-                : ["index": i, "text": result.text, "finish_reason": Self.finish(result), "logprobs": logprobs]
-            if done.count > 1 { choice["relay"] = telemetry(result, plan, withSegments: true) }
-            choices.append(choice)
+            let logprobs = result.logprobs.map { Logprobs($0, chat: plan.chat, tokenizer: served.tokenizer) }
+            object.choices.append(Choice(index: i, text: plan.chat ? nil : result.text,
+                                         message: plan.chat ? Choice.Message(content: result.text) : nil,
+                                         finishReason: Self.finish(result), logprobs: logprobs,
+                                         relay: done.count > 1 ? telemetry(result, plan, withSegments: true) : nil))
         }
-        var object = header(id, plan, chunk: false)
-        object["choices"] = choices
-        object["usage"] = Self.usage(done, n: plan.n)
-        if done.count == 1 { object["relay"] = telemetry(done[0], plan, withSegments: true) }
+        object.usage = .value(Self.usage(done, n: plan.n))
+        if done.count == 1 { object.relay = telemetry(done[0], plan, withSegments: true) }
         return json(object)
     }
 
@@ -402,36 +397,34 @@ final class CompletionsController: @unchecked Sendable {
                     switch e {
                     case .text(let text, let role, let logprobs):
                         var object = self.header(id, plan, chunk: true)
-                        let lp: Any = plan.topLogprobs == nil ? NSNull() : self.logprobsJSON(logprobs, chat: plan.chat, offset: offset[i])
+                        let lp = plan.topLogprobs == nil ? nil : Logprobs(logprobs, chat: plan.chat, tokenizer: self.served.tokenizer, offset: offset[i])
                         offset[i] += text.count
-                        var choice: [String: Any] = ["index": i, "finish_reason": NSNull(), "logprobs": lp]
+                        var choice = Choice(index: i, logprobs: lp)
                         if plan.chat {
-                            var delta: [String: Any] = ["content": text]
-                            if !sentRole[i] { delta["role"] = "assistant"; sentRole[i] = true }
-                            choice["delta"] = delta
+                            choice.delta = Choice.Delta(role: sentRole[i] ? nil : "assistant", content: text)
+                            sentRole[i] = true
                         } else {
-                            choice["text"] = text
+                            choice.text = text
                         }
-                        object["choices"] = [choice]
-                        object["relay_role"] = role.rawValue
-                        if plan.includeUsage { object["usage"] = NSNull() }
+                        object.choices = [choice]
+                        object.relayRole = role
+                        if plan.includeUsage { object.usage = .null }
                         try await writer.write(Self.sse(object))
                         lastWrite = Date()
                     case .done(let result):
                         self.metrics.generated(result)
                         results.append(result)
                         var object = self.header(id, plan, chunk: true)
-                        var choice: [String: Any] = ["index": i, "finish_reason": Self.finish(result), "logprobs": NSNull()]
-                        if plan.chat { choice["delta"] = sentRole[i] ? [:] : ["role": "assistant", "content": ""] } else { choice["text"] = "" }
-                        object["choices"] = [choice]
-                        if plan.includeUsage { object["usage"] = NSNull() }
-                        object["relay"] = self.telemetry(result, plan, withSegments: false)
+                        var choice = Choice(index: i, finishReason: Self.finish(result))
+                        if plan.chat { choice.delta = sentRole[i] ? Choice.Delta() : Choice.Delta(role: "assistant", content: "") } else { choice.text = "" }
+                        object.choices = [choice]
+                        if plan.includeUsage { object.usage = .null }
+                        object.relay = self.telemetry(result, plan, withSegments: false)
                         try await writer.write(Self.sse(object))
                         if plan.includeUsage, results.count == jobs.count {
                             // OpenAI's usage chunk: no choices, the usage of the whole request.
                             var usage = self.header(id, plan, chunk: true)
-                            usage["choices"] = [Any]()
-                            usage["usage"] = Self.usage(results, n: plan.n)
+                            usage.usage = .value(Self.usage(results, n: plan.n))
                             try await writer.write(Self.sse(usage))
                         }
                     case .failed(let error):
@@ -459,41 +452,21 @@ final class CompletionsController: @unchecked Sendable {
         return Response(status: .ok, headers: headers, body: body)
     }
 
-    /// OpenAI's two logprobs shapes: chat's `content` list, completions' parallel arrays.
-    /// `offset`: where the entries' text starts in the answer (a stream's later chunks).
-    func logprobsJSON(_ entries: [TokenLogprob], chat: Bool, offset start: Int = 0) -> [String: Any] {
-        let tok = served.tokenizer
-        func text(_ id: Int32) -> String { tok.decode([id]) }
-        func bytes(_ id: Int32) -> [Int] { tok.tokenBytes(id).map(Int.init) }
-        if chat {
-            return ["content": entries.map { e in
-                ["token": text(e.token), "logprob": e.logprob, "bytes": bytes(e.token),
-                 "top_logprobs": e.top.map { ["token": text($0.token), "logprob": $0.logprob, "bytes": bytes($0.token)] }] as [String: Any]
-            }]
-        }
-        var offsets: [Int] = [], offset = start
-        for e in entries { offsets.append(offset); offset += text(e.token).count }
-        return ["tokens": entries.map { text($0.token) }, "token_logprobs": entries.map(\.logprob),
-                "top_logprobs": entries.map { e in Dictionary(e.top.map { (text($0.token), $0.logprob) }, uniquingKeysWith: max) },
-                "text_offset": offsets]
-    }
-
-    func header(_ id: String, _ plan: Plan, chunk: Bool) -> [String: Any] {
+    func header(_ id: String, _ plan: Plan, chunk: Bool) -> CompletionObject {
         let object = plan.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion"
-        return ["id": id, "object": object, "created": Int(Date().timeIntervalSince1970), "model": plan.model]
+        return CompletionObject(id: id, object: object, created: Int(Date().timeIntervalSince1970), model: plan.model, choices: [])
     }
 
     /// The relay telemetry of one answer (the `relay` object).
-    func telemetry(_ r: RelayResult, _ plan: Plan, withSegments: Bool) -> Any {
-        let data = (try? Telemetry.encoder().encode(Telemetry(r, mode: plan.mode.raw, segments: withSegments))) ?? Data("{}".utf8)
-        return (try? JSONSerialization.jsonObject(with: data)) ?? [:]
+    func telemetry(_ r: RelayResult, _ plan: Plan, withSegments: Bool) -> Telemetry {
+        Telemetry(r, mode: plan.mode.raw, segments: withSegments)
     }
 
     /// A request's usage: each prompt counted once (its n choices share it, as OpenAI counts them).
-    static func usage(_ results: [RelayResult], n: Int) -> [String: Any] {
+    static func usage(_ results: [RelayResult], n: Int) -> Usage {
         let prompt = results.enumerated().reduce(0) { $0 + ($1.offset % n == 0 ? $1.element.promptTokens : 0) }
         let completion = results.reduce(0) { $0 + $1.tokens.count }
-        return ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
+        return Usage(prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion)
     }
 
     static func finish(_ r: RelayResult) -> String { r.finishReason == .length ? "length" : "stop" }
@@ -502,14 +475,16 @@ final class CompletionsController: @unchecked Sendable {
         (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
     }
 
-    static func sse(_ object: [String: Any]) -> ByteBuffer {
-        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
-        return ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+    /// One server-sent event.
+    static func sse<T: Encodable>(_ value: T) -> ByteBuffer {
+        var buffer = ByteBuffer(string: "data: ")
+        buffer.writeBytes(encodeJSON(value))
+        buffer.writeString("\n\n")
+        return buffer
     }
 
-    func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encodeJSON(value))))
     }
 
     func errorResponse(_ e: APIError) -> Response {

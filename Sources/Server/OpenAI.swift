@@ -170,10 +170,7 @@ struct APIError: Error, CustomStringConvertible {
 
     var description: String { message }
 
-    var json: Data {
-        let error: [String: Any] = ["message": message, "type": type, "code": code as Any? ?? NSNull(), "param": param as Any? ?? NSNull()]
-        return (try? JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])) ?? Data()
-    }
+    var json: Data { encodeJSON(ErrorBody(error: .init(message: message, type: type, param: param, code: code))) }
 }
 
 extension CompletionRequest {

@@ -70,7 +70,7 @@ public final class RelayServer: @unchecked Sendable {
             do { return try controller.models(request) } catch { return controller.errorResponse(CompletionsController.apiError(error)) }
         }
         router.get("/health") { _, _ in
-            controller.json(["status": "ok", "slots": self.pool.slots.count, "slots_busy": self.pool.busySlots, "queue_depth": self.pool.queueDepth])
+            controller.json(Health(slots: self.pool.slots.count, slots_busy: self.pool.busySlots, queue_depth: self.pool.queueDepth))
         }
         router.get("/metrics") { _, _ in
             let text = self.metrics.render(queueDepth: self.pool.queueDepth, busySlots: self.pool.busySlots, slots: self.pool.slots.count,

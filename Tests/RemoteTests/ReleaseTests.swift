@@ -168,7 +168,7 @@ final class Serve {
     func busySlots() -> Int? {
         let text = HTTP.request(port, "GET", "/metrics")
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("relay_slots_busy ") }) else { return nil }
-        return Int(line.split(separator: " ")[1])
+        return Double(line.split(separator: " ")[1]).map { Int($0) }   // Prometheus writes gauges as 1.0
     }
 
     static let binary: String = {
