@@ -410,7 +410,7 @@ A2 RK_INLINE void ftile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
 // Every tile goes row by row, its tokens in near-equal groups of at most RNB: with 16 registers, two
 // rows at a time spill, and on Qwen 1.5B 9, 16 and 64 positions cost 264-288, 402-439 and
 // 1,485-1,601 ms with 2x4 tiles against 184-190, 296-316 and 1,251-1,328 ms row by row (relay bench
-// --verify-counts, AVX2 EPYC). ltile takes up to 8 tokens per unpack (5 positions 92-104 ms against
+// --verify-counts, AVX2 EPYC). ltile takes up to 8 tokens per unpack (5 positions 100-104 ms against
 // 112-142 with 3+2); Q6_K's ktile is faster at 2 (4: pp64 55-67 against 69-73 tok/s).
 #define DRIVER(name, TILE, TYPE, RNB)                                                                          \
     A2 static void name(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a, int t0, int t1,   \
