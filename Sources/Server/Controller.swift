@@ -154,6 +154,12 @@ final class CompletionsController: @unchecked Sendable {
         try Self.refuseUnimplemented(r, chat: chat)
         let n = r.n ?? 1
         guard n >= 1 else { throw APIError.badRequest("n must be at least 1 (got \(n))", param: "n") }
+        // Refused before any prompt is tokenised.
+        let promptCount = chat ? 1 : max(r.prompt?.prompts.count ?? 1, 1)
+        guard promptCount * n <= Self.maxChoices else {
+            throw APIError.badRequest("\(promptCount) prompt\(promptCount == 1 ? "" : "s") with n = \(n) make \(promptCount * n) choices; this server writes at most \(Self.maxChoices) per request",
+                                      param: promptCount > 1 ? "prompt" : "n", code: promptCount > 1 ? "array_above_max_length" : nil)
+        }
         // Chat: logprobs true and top_logprobs n; completions: logprobs n.
         var topLogprobs: Int?
         if r.logprobs?.requested == true { topLogprobs = chat ? r.top_logprobs ?? 0 : r.logprobs?.top ?? 0 }
@@ -205,28 +211,17 @@ final class CompletionsController: @unchecked Sendable {
         } else {
             guard let p = r.prompt else { throw APIError.badRequest("prompt is required", param: "prompt") }
             guard !p.prompts.isEmpty else { throw APIError.badRequest("prompt must not be an empty array", param: "prompt") }
-            guard p.prompts.count * n <= Self.maxChoices else {
-                throw APIError.badRequest("\(p.prompts.count) prompts with n = \(n) make \(p.prompts.count * n) choices; this server writes at most \(Self.maxChoices) per request",
-                                          param: p.prompts.count > 1 ? "prompt" : "n", code: "array_above_max_length")
-            }
             for (i, prompt) in p.prompts.enumerated() {
                 switch prompt {
                 case .text(let text): prompts.append(try encode(text, param: "prompt"))
                 case .tokens(let ids):
                     let vocabulary = served.tokenizer.vocabSize
-                    guard ids.count <= served.contextSize else {
-                        throw APIError.badRequest("prompt \(i) has \(ids.count) tokens but the context holds \(served.contextSize) (server -c/--ctx-size)",
-                                                  param: "prompt", code: "context_length_exceeded")
-                    }
                     if let bad = ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
                         throw APIError.badRequest("prompt \(i) has the token id \(bad); the model's ids are 0...\(vocabulary - 1)", param: "prompt")
                     }
                     prompts.append(ids.map { Int32($0) })
                 }
             }
-        }
-        guard n <= Self.maxChoices else {
-            throw APIError.badRequest("n is \(n); this server writes at most \(Self.maxChoices) choices per request", param: "n")
         }
         for prompt in prompts {
             guard !prompt.isEmpty else { throw APIError.badRequest("the prompt is empty", param: chat ? "messages" : "prompt") }
@@ -431,7 +426,7 @@ final class CompletionsController: @unchecked Sendable {
                         let e = Self.apiError(error)
                         status = e.status
                         jobs.forEach { $0.cancel.cancel() }
-                        try await writer.write(ByteBuffer(string: "data: " + String(decoding: e.json, as: UTF8.self) + "\n\n"))
+                        try await writer.write(Self.sse(e.body))
                     case .heartbeat:
                         if Date().timeIntervalSince(lastWrite) >= 0.25 {
                             try await writer.write(ByteBuffer(string: ":\n\n"))
@@ -488,7 +483,7 @@ final class CompletionsController: @unchecked Sendable {
     }
 
     func errorResponse(_ e: APIError) -> Response {
-        Response(status: .init(code: e.status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: e.json)))
+        json(e.body, status: .init(code: e.status))
     }
 
     /// An error, then the rest of the request's body read and dropped (within the body deadline):

@@ -170,7 +170,8 @@ struct APIError: Error, CustomStringConvertible {
 
     var description: String { message }
 
-    var json: Data { encodeJSON(ErrorBody(error: .init(message: message, type: type, param: param, code: code))) }
+    var body: ErrorBody { ErrorBody(error: .init(message: message, type: type, param: param, code: code)) }
+    var json: Data { encodeJSON(body) }
 }
 
 extension CompletionRequest {
