@@ -158,6 +158,17 @@ struct CLITests {
         #expect(r.stderr.contains(c.1), "\(r.stderr)")
     }
 
+    @Test("out-of-range sampling flags are refused naming the flag and its range", arguments: [
+        (["--presence-penalty", "5"], "--presence-penalty must be in [-2, 2]"),
+        (["--frequency-penalty=-3"], "--frequency-penalty must be in [-2, 2]"),
+        (["--repeat-last-n=-5"], "--repeat-last-n must be -1 (all) or at least 0"),
+    ])
+    func samplingFlags(_ c: ([String], String)) throws {
+        let r = try Relay.run(["generate", "-m", smol, "-p", "hi", "-n", "1"] + c.0)
+        #expect(r.status == 64, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains(c.1), "\(r.stderr)")
+    }
+
     @Test("an unknown chat template is a clear error naming the flag")
     func unknownTemplate() throws {
         let r = try Relay.run(["generate", "-m", smol, "-p", "hi", "--chat-template", "alpaca"])
