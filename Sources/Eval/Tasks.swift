@@ -64,6 +64,8 @@ public enum EvalError: Error, CustomStringConvertible, Equatable {
     case duplicateID(file: String, line: Int, id: String)
     /// A task or selection without problems.
     case empty(String)
+    /// A perplexity text shorter than one chunk.
+    case tooShort(tokens: Int, context: Int)
 
     public var description: String {
         switch self {
@@ -82,6 +84,8 @@ public enum EvalError: Error, CustomStringConvertible, Equatable {
             return "\(file):\(line): id '\(id)' appears twice"
         case let .empty(what):
             return "\(what): no problems"
+        case let .tooShort(tokens, context):
+            return "the text has \(tokens) tokens, fewer than one chunk of \(context) (-c): give a longer text or a smaller -c"
         }
     }
 }

@@ -97,6 +97,36 @@ struct CLITests {
         #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[19556, 905]")
     }
 
+    @Test("perplexity scores the second half of each chunk as llama-perplexity does, from text or token ids, and keeps those logits")
+    func perplexity() throws {
+        let dir = Scratch.directory("perplexity")
+        let text = dir + "/text.txt", ids = dir + "/ids.json", logits = dir + "/logits.f32"
+        let prose = (1...12).map { "Paragraph \($0). The river runs past the mill, and the miller counts the sacks of flour he sold today.\n" }.joined()
+        try prose.write(toFile: text, atomically: true, encoding: .utf8)
+        let tokens = try Relay.run(["tokenize", "-m", smol], stdin: prose)
+        try tokens.stdout.write(toFile: ids, atomically: true, encoding: .utf8)
+        let a = try Relay.run(["perplexity", "-m", smol, "-c", "64", "--chunks", "3", "-f", text, "--logits-out", logits])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stdout.hasPrefix("[1]") && a.stdout.contains("[3]") && !a.stdout.contains("[4]"), "\(a.stdout)")
+        let b = try Relay.run(["perplexity", "-m", smol, "-c", "64", "--chunks", "3", "--token-ids", ids])
+        #expect(b.stdout == a.stdout, "the same ids from a file: \(b.stdout)")
+        // The kept rows are positions 32...62 of each chunk; their next-token NLL gives the printed perplexity.
+        let V = 49152, id = try JSONDecoder().decode([Int32].self, from: Data(tokens.stdout.utf8))
+        let rows = try Data(contentsOf: URL(fileURLWithPath: logits)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(rows.count == 3 * 31 * V)
+        var nll = 0.0
+        for c in 0 ..< 3 {
+            for (r, p) in (32 ..< 63).enumerated() {
+                let row = rows[(c * 31 + r) * V ..< (c * 31 + r + 1) * V], top = Double(row.max()!)
+                nll += top + log(row.reduce(0.0) { $0 + exp(Double($1) - top) }) - Double(row[row.startIndex + Int(id[c * 64 + p + 1])])
+            }
+        }
+        let printed = a.stdout.split(separator: "=").last!.split(separator: "+").first!.trimmingCharacters(in: .whitespaces)
+        #expect(abs(exp(nll / 93) - Double(printed)!) < 1e-3 * Double(printed)!, "\(exp(nll / 93)) against \(printed)")
+        let short = try Relay.run(["perplexity", "-m", smol, "-c", "4096", "-f", text])
+        #expect(short.status != 0 && short.stderr.contains("fewer than one chunk of 4096 (-c)"), "\(short.stderr)")
+    }
+
     @Test("bad input gets one clear error line and a non-zero exit", arguments: [
         ("missing file", "/nonexistent/x.gguf", "not a file"),
         ("unknown model name", "no-such-model", "unknown model"),
