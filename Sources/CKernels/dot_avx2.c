@@ -185,28 +185,29 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
             else if (nb - b < 8) gunpack(type, wr[i] + (size_t)b * bb, nb - b, wbuf[i], &dw[i], &mn[i]);
             else gunpack(type, wr[i] + (size_t)b * bb, 8, wbuf[i], &dw[i], &mn[i]);
         }
-        __m256i isum[4][8];
-        for (int j = 0; j < RN; j++) {
-            const __m256i init = IS_K45(type) || HAS_MIN(type) ? _mm256_setzero_si256()
-                                                               : _mm256_load_si256((const __m256i *)(xg[j] + 320));
-            for (int i = 0; i < RM; i++) isum[i][j] = init;
-        }
-        if (type == RK_Q8_0) {
-            for (int m = 0; m < 8; m++) {
-                __m256i aw[4], sw[4];
-                for (int i = 0; i < RM; i++) {
-                    aw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
-                    sw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m));
-                }
-                for (int j = 0; j < RN; j++) {
-                    const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
-                    for (int i = 0; i < RM; i++)
-                        isum[i][j] = _mm256_add_epi32(
-                            isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(xm, sw[i])), ones));
-                }
+        // Half h of every block (elements 16h..16h+15) has its own activation scale (halves).
+        for (int h = 0; h < 2; h++) {
+            __m256i isum[4][8];
+            for (int j = 0; j < RN; j++) {
+                const __m256i init = IS_K45(type) || HAS_MIN(type) ? _mm256_setzero_si256()
+                                                                   : _mm256_load_si256((const __m256i *)(xg[j] + 352 + 32 * h));
+                for (int i = 0; i < RM; i++) isum[i][j] = init;
             }
-        } else {
-            for (int h = 0; h < 2; h++) {
+            if (type == RK_Q8_0) {
+                for (int m = 4 * h; m < 4 * h + 4; m++) {
+                    __m256i aw[4], sw[4];
+                    for (int i = 0; i < RM; i++) {
+                        aw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
+                        sw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m));
+                    }
+                    for (int j = 0; j < RN; j++) {
+                        const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
+                        for (int i = 0; i < RM; i++)
+                            isum[i][j] = _mm256_add_epi32(
+                                isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(xm, sw[i])), ones));
+                    }
+                }
+            } else {
                 __m256i s16[4][8];
                 for (int m = 4 * h; m < 4 * h + 4; m++) {
                     __m256i wm[4];
@@ -222,15 +223,19 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
                 for (int i = 0; i < RM; i++)
                     for (int j = 0; j < RN; j++) isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(s16[i][j], ones));
             }
+            for (int j = 0; j < RN; j++) {
+                const __m256 dx = _mm256_load_ps((const float *)(xg[j] + 256 + 32 * h));
+                for (int i = 0; i < RM; i++)
+                    _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(_mm256_mul_ps(dw[i], dx), _mm256_cvtepi32_ps(isum[i][j]),
+                                                               _mm256_load_ps(acc[i][j])));
+            }
         }
         for (int j = 0; j < RN; j++) {
-            const __m256 dx = _mm256_load_ps((const float *)(xg[j] + 256));
-            for (int i = 0; i < RM; i++) {
-                __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(dw[i], dx), _mm256_cvtepi32_ps(isum[i][j]), _mm256_load_ps(acc[i][j]));
-                if (HAS_MIN(type)) v = _mm256_fmadd_ps(mn[i], _mm256_load_ps((const float *)(xg[j] + 288)), v);
-                _mm256_store_ps(acc[i][j], v);
-            }
-            xg[j] += 352;
+            if (HAS_MIN(type))
+                for (int i = 0; i < RM; i++)
+                    _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(mn[i], _mm256_load_ps((const float *)(xg[j] + 320)),
+                                                               _mm256_load_ps(acc[i][j])));
+            xg[j] += 416;
         }
     }
     for (int i = 0; i < RM; i++)
@@ -437,6 +442,7 @@ int rk_kernel_avx2(int type, rk_kernel *k) {
     k->lane = LANE8;
     k->lane8 = NULL;
     k->by_row = 1;
+    k->halves = 1;
     switch (type) {
     case RK_Q4_0: k->fn = mm_q4_0; k->act = ACT_GRP; k->off = 8; return 1;
     case RK_Q4_1: k->fn = mm_q4_1; k->act = ACT_GRP; return 1;

@@ -655,6 +655,7 @@ int rk_kernel_avx512(int type, rk_kernel *k) {
     k->lane8 = LANE_ID8;
     k->act = ACT_GRP;
     k->by_row = 0;
+    k->halves = 0;
     switch (type) {
     case RK_Q4_0: k->fn = mm_q4_0; k->off = 8; return 1;
     case RK_Q4_1: k->fn = mm_q4_1; return 1;

@@ -121,7 +121,7 @@ int rk_activation_block(int isa, int type) {
     if (isa > rk_isa_hw()) isa = rk_isa_hw();
     rk_kernel k;
     if (!rk_type_supported(type) || !get_kernel(isa, type, &k) || k.act == ACT_NONE) return 0;
-    return k.act == ACT_Q8K ? QKK : k.BE;
+    return k.act == ACT_Q8K ? QKK : (k.halves ? k.BE / 2 : k.BE);
 }
 
 // Points j at W (row stride rs), x and y for kernel k, and sizes its tiles for nth threads.
@@ -166,7 +166,7 @@ static void plan(mm_job *j, const rk_kernel *k, const uint8_t *W, size_t rs, int
 // Kernels that read the same quantised activations (the layout depends on these alone).
 static int same_act(const rk_kernel *a, const rk_kernel *b) {
     if (a->act != b->act) return 0;
-    if (a->act == ACT_GRP) return a->G == b->G && a->BE == b->BE && a->off == b->off && a->lane == b->lane && a->lane8 == b->lane8;
+    if (a->act == ACT_GRP) return a->G == b->G && a->BE == b->BE && a->halves == b->halves && a->off == b->off && a->lane == b->lane && a->lane8 == b->lane8;
     return 1;
 }
 

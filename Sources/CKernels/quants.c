@@ -413,7 +413,7 @@ void rk_act_layout(rk_act *a, const rk_kernel *k, int K, const uint8_t *base) {
         a->stride = align64(a->off_s + 2 * (size_t)(K / 16));
     } else if (k->act == ACT_GRP) {
         const size_t full = (size_t)(K / k->BE / k->G);
-        a->stride = align64((full * k->G + rk_tail_lanes(k, K)) * (size_t)(k->BE + 12));
+        a->stride = align64(rk_group_bytes(k, (int)full * k->G + rk_tail_lanes(k, K)));
     } else {
         a->stride = (size_t)K * 4;
     }
@@ -475,15 +475,35 @@ RK_AVX2 void rk_quantize_act_g(const float *x, int K, uint8_t *dst, const rk_ker
         const int tail = nb - b0 < kern->G;
         const int G = tail ? rk_tail_lanes(kern, K) : kern->G;
         const uint8_t *lane = G != kern->G ? kern->lane8 : kern->lane;
-        const size_t gb = (size_t)G * (size_t)(BE + 12);
+        const size_t gb = rk_group_bytes(kern, G);
         uint8_t *o = dst;
-        float *dv = (float *)(o + (size_t)G * BE), *sv = dv + G;
+        float *dv = (float *)(o + (size_t)G * BE), *sv = dv + (kern->halves ? 2 : 1) * G;
         int32_t *iv = (int32_t *)(sv + G);
         const int n = tail ? nb - b0 : G;
         if (n < G) memset(o, 0, gb);
         dst += gb;
         for (int k = 0; k < n; k++) {
             const float *xb = x + (size_t)(b0 + k) * BE;
+            const int p = lane[k];
+            if (kern->halves) { // BE == 32
+                int8_t q[32];
+                float d[2];
+                int sum[2];
+                for (int h = 0; h < 2; h++) {
+                    const __m256 m = _mm256_max_ps(_mm256_andnot_ps(sm, _mm256_loadu_ps(xb + 16 * h)),
+                                                   _mm256_andnot_ps(sm, _mm256_loadu_ps(xb + 16 * h + 8)));
+                    const float amax = hmax8(m);
+                    d[h] = amax / 127.0f;
+                    sum[h] = quant16(xb + 16 * h, amax > 0 ? 127.0f / amax : 0.0f, q + 16 * h);
+                }
+                for (int j = 0; j < 8; j++) memcpy(o + (size_t)G * 4 * j + 4 * p, q + 4 * j, 4);
+                dv[p] = d[0];
+                dv[G + p] = d[1];
+                sv[p] = d[0] * (float)sum[0] + d[1] * (float)sum[1];
+                iv[p] = -off * sum[0];
+                iv[G + p] = -off * sum[1];
+                continue;
+            }
             const __m256 m = BE == 32 ? absmax32(xb)
                                       : _mm256_max_ps(_mm256_andnot_ps(sm, _mm256_loadu_ps(xb)),
                                                       _mm256_andnot_ps(sm, _mm256_loadu_ps(xb + 8)));
@@ -491,7 +511,6 @@ RK_AVX2 void rk_quantize_act_g(const float *x, int K, uint8_t *dst, const rk_ker
             const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
             int8_t q[32];
             const int sum = BE == 32 ? quant32(xb, id, q) : quant16(xb, id, q);
-            const int p = lane[k];
             for (int j = 0; j < BE / 4; j++) memcpy(o + (size_t)G * 4 * j + 4 * p, q + 4 * j, 4);
             dv[p] = d;
             sv[p] = d * (float)sum;
