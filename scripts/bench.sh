@@ -3,16 +3,9 @@
 # prefill of 512 tokens and decode of 128, the ratio relay / llama.cpp, and peak memory of each.
 # Builds the reference llama.cpp once per machine (../shared/tools/llama-cpp, about 13 minutes).
 #   bash scripts/bench.sh [MODEL ...]      (default: the three registry models; THREADS=2, REPS=3)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-threads=${THREADS:-2}
+source "$(dirname "$0")/bench-common.sh"
 reps=${REPS:-3}
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b)
-
-swift build -c release --product relay >&2
-relay=.build/release/relay
-llama=$(bash ../shared/tools/llama-cpp)/llama-bench
+llama=$llama_bin/llama-bench
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; } >&2
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $threads threads, $(date -u +%Y-%m-%d)"

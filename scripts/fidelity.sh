@@ -1,21 +1,13 @@
 #!/usr/bin/env bash
 # How close Relay's logits and llama.cpp's are to the model (scripts/fidelity.py): one fixed text of
 # about 2,800 tokens teacher-forced through an fp32 numpy reference, relay and llama.cpp; mean and
-# p99 KL divergence from the reference, top-1 agreement with it, perplexity.
-# Builds the reference llama.cpp once per machine (../shared/tools/llama-cpp, about 13 minutes) and
-# drives its libllama through llama-cpp-python's bindings from the same sdist.
+# p99 KL divergence from the reference, top-1 agreement with it, perplexity. llama.cpp is the
+# reference build's libllama, driven through llama-cpp-python's bindings from the same sdist.
 #   bash scripts/fidelity.sh [MODEL ...]      (default: the three registry models; THREADS=2, CTX=512)
-# About 4 minutes for the three models on 2 cores once everything is fetched.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-threads=${THREADS:-2}
+# About 10 minutes for the three models on 2 cores once everything is fetched (the 1.5B's fp32
+# reference is most of it).
+source "$(dirname "$0")/bench-common.sh"
 ctx=${CTX:-512}
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b)
-
-swift build -c release --product relay >&2
-relay=.build/release/relay
-bin=$(bash ../shared/tools/llama-cpp)
 cache=${RELAY_HOME:-$HOME/.cache/relay}/fidelity
 mkdir -p "$cache"
 python3 -c "import gguf, numpy, diskcache, jinja2, typing_extensions" 2>/dev/null \
@@ -34,5 +26,5 @@ echo "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe  $wheel" 
 for m in "${models[@]}"; do [ -f "$m" ] || "$relay" models fetch "$m" >&2; done
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $threads threads, chunks of $ctx, $(date -u +%Y-%m-%d)"
-PYTHONPATH="$cache" LLAMA_CPP_LIB_PATH="$bin" python3 scripts/fidelity.py --relay "$relay" --wheel "$wheel" \
+PYTHONPATH="$cache" LLAMA_CPP_LIB_PATH="$llama_bin" python3 scripts/fidelity.py --relay "$relay" --wheel "$wheel" \
   -c "$ctx" -t "$threads" "${models[@]}"
