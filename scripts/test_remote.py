@@ -20,9 +20,10 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.request
+
+from test_server import run as run_tests  # one runner: prints ok/FAIL per test, counts failures
 
 import openai
 
@@ -228,18 +229,7 @@ def main():
         relay = relay_remote(relay_bin, llama.base, "--cues", cues, "-np", "2")
         ctx = {"relay": relay, "llama": llama, "relay_bin": relay_bin, "llama_bin": llama_bin}
         print(f"llama-server on port {llama.port}, relay serve on port {relay.port}")
-        failed = 0
-        for test in TESTS:
-            if only and test.__name__ not in only:
-                continue
-            t0 = time.time()
-            try:
-                test(ctx)
-                print(f"ok    {test.__name__} ({time.time() - t0:.1f} s)")
-            except Exception:  # noqa: BLE001 - every failure is printed
-                failed += 1
-                print(f"FAIL  {test.__name__} ({time.time() - t0:.1f} s)")
-                traceback.print_exc()
+        failed = run_tests(TESTS, ctx, only)
         relay.stop()
         llama.stop()
         print(f"{failed} failed, {time.time() - started:.1f} s")
