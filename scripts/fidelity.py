@@ -97,7 +97,11 @@ def main():
         ids = json.loads(subprocess.run([a.relay, "tokenize", "-m", path], input=text, check=True, capture_output=True).stdout)
         ref = Reference(path)
         bos = ref.int("tokenizer.ggml.bos_token_id")
-        add_bos = bool(ref.field("tokenizer.ggml.add_bos_token")[0]) if ref.field("tokenizer.ggml.add_bos_token") is not None else False
+        # `relay perplexity`'s rule; without the key relay falls back to the pre-tokenizer's default,
+        # so a model without it is refused here rather than chunked differently.
+        if ref.field("tokenizer.ggml.add_bos_token") is None:
+            raise SystemExit(f"{path}: no tokenizer.ggml.add_bos_token; this benchmark needs it stated")
+        add_bos = bool(ref.field("tokenizer.ggml.add_bos_token")[0])
         chunks = []
         for start in range(0, len(ids) - c + 1, c):
             chunk = list(ids[start:start + c])
