@@ -341,7 +341,7 @@ final class CompletionsController: @unchecked Sendable {
                                          finishReason: Self.finish(result), logprobs: logprobs,
                                          relay: done.count > 1 ? telemetry(result, plan, withSegments: true) : nil))
         }
-        object.usage = .value(Self.usage(done, n: plan.n))
+        object.usage = NullWhenNil(wrappedValue: Self.usage(done, n: plan.n))
         if done.count == 1 { object.relay = telemetry(done[0], plan, withSegments: true) }
         return json(object)
     }
@@ -419,7 +419,7 @@ final class CompletionsController: @unchecked Sendable {
                         if plan.includeUsage, results.count == jobs.count {
                             // OpenAI's usage chunk: no choices, the usage of the whole request.
                             var usage = self.header(id, plan, chunk: true)
-                            usage.usage = .value(Self.usage(results, n: plan.n))
+                            usage.usage = NullWhenNil(wrappedValue: Self.usage(results, n: plan.n))
                             try await writer.write(Self.sse(usage))
                         }
                     case .failed(let error):

@@ -6,38 +6,37 @@ import Relay
 // describes the same), with Relay's `Telemetry` as the `relay` field. Where OpenAI writes a null
 // (a chunk's `finish_reason`, `logprobs`), these write one too.
 
+/// A field OpenAI writes as null when it has no value, where synthesised Encodable would leave the
+/// key out (an optional wrapped in this is always encoded).
+@propertyWrapper
+struct NullWhenNil<T: Encodable>: Encodable {
+    var wrappedValue: T?
+
+    init(wrappedValue: T?) { self.wrappedValue = wrappedValue }
+
+    static var null: Self { Self(wrappedValue: nil) }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let value = wrappedValue { try c.encode(value) } else { try c.encodeNil() }
+    }
+}
+
 /// A chat completion, a text completion, or a chunk of either.
 struct CompletionObject: Encodable {
-    enum UsageField { case absent, null, value(Usage) }
-
     var id: String
     var object: String
     var created: Int
     var model: String
     var choices: [Choice]
-    var usage = UsageField.absent
+    /// Left out when nil; a stream with usage asked for writes null in its chunks.
+    var usage: NullWhenNil<Usage>?
     /// One choice's telemetry (with several choices, each carries its own).
     var relay: Telemetry?
     /// Which model wrote a chunk's text.
     var relayRole: Role?
 
     enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage, relay, relayRole = "relay_role" }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        switch usage {
-        case .absent: break
-        case .null: try c.encodeNil(forKey: .usage)
-        case .value(let u): try c.encode(u, forKey: .usage)
-        }
-        try c.encodeIfPresent(relay, forKey: .relay)
-        try c.encodeIfPresent(relayRole, forKey: .relayRole)
-    }
 }
 
 struct Usage: Encodable {
@@ -49,14 +48,16 @@ struct Usage: Encodable {
 struct Choice: Encodable {
     var index: Int
     /// Completions.
-    var text: String?
+    var text: String? = nil
     /// Chat, a whole answer.
-    var message: Message?
+    var message: Message? = nil
     /// Chat, a chunk.
-    var delta: Delta?
-    var finishReason: String?
-    var logprobs: Logprobs?
-    var relay: Telemetry?
+    var delta: Delta? = nil
+    /// null while a stream goes on.
+    @NullWhenNil var finishReason: String? = nil
+    /// null when not asked for.
+    @NullWhenNil var logprobs: Logprobs? = nil
+    var relay: Telemetry? = nil
 
     struct Message: Encodable {
         var role = "assistant"
@@ -69,17 +70,6 @@ struct Choice: Encodable {
     }
 
     enum CodingKeys: String, CodingKey { case index, text, message, delta, finishReason = "finish_reason", logprobs, relay }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(index, forKey: .index)
-        try c.encodeIfPresent(text, forKey: .text)
-        try c.encodeIfPresent(message, forKey: .message)
-        try c.encodeIfPresent(delta, forKey: .delta)
-        try c.encode(finishReason, forKey: .finishReason)   // null while a stream goes on
-        try c.encode(logprobs, forKey: .logprobs)            // null when not asked for
-        try c.encodeIfPresent(relay, forKey: .relay)
-    }
 }
 
 /// OpenAI's two log-probability shapes: chat's `content` list, completions' parallel arrays.
@@ -157,18 +147,8 @@ struct ErrorBody: Encodable {
     struct Detail: Encodable {
         var message: String
         var type: String
-        var param: String?
-        var code: String?
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(message, forKey: .message)
-            try c.encode(type, forKey: .type)
-            try c.encode(param, forKey: .param)
-            try c.encode(code, forKey: .code)
-        }
-
-        enum CodingKeys: String, CodingKey { case message, type, param, code }
+        @NullWhenNil var param: String?
+        @NullWhenNil var code: String?
     }
 
     var error: Detail
