@@ -448,12 +448,12 @@ RK_AVX2 static inline int quant32(const float *x, float id, int8_t *q) {
     return sum;
 }
 
-RK_AVX2 static inline __m256 absmax32(const float *x) {
+RK_AVX2 static inline __m256 absmax16(const float *x) {
     const __m256 sm = _mm256_set1_ps(-0.0f);
-    __m256 a = _mm256_max_ps(_mm256_andnot_ps(sm, _mm256_loadu_ps(x)), _mm256_andnot_ps(sm, _mm256_loadu_ps(x + 8)));
-    __m256 b = _mm256_max_ps(_mm256_andnot_ps(sm, _mm256_loadu_ps(x + 16)), _mm256_andnot_ps(sm, _mm256_loadu_ps(x + 24)));
-    return _mm256_max_ps(a, b);
+    return _mm256_max_ps(_mm256_andnot_ps(sm, _mm256_loadu_ps(x)), _mm256_andnot_ps(sm, _mm256_loadu_ps(x + 8)));
 }
+
+RK_AVX2 static inline __m256 absmax32(const float *x) { return _mm256_max_ps(absmax16(x), absmax16(x + 16)); }
 
 // 16 floats -> 16 int8, returns their sum.
 RK_AVX2 static inline int quant16(const float *x, float id, int8_t *q) {
@@ -470,7 +470,6 @@ RK_AVX2 static inline int quant16(const float *x, float id, int8_t *q) {
 
 RK_AVX2 void rk_quantize_act_g(const float *x, int K, uint8_t *dst, const rk_kernel *kern) {
     const int BE = kern->BE, nb = K / BE, off = kern->off;
-    const __m256 sm = _mm256_set1_ps(-0.0f);
     for (int b0 = 0; b0 < nb;) {
         const int tail = nb - b0 < kern->G;
         const int G = tail ? rk_tail_lanes(kern, K) : kern->G;
@@ -490,9 +489,7 @@ RK_AVX2 void rk_quantize_act_g(const float *x, int K, uint8_t *dst, const rk_ker
                 float d[2];
                 int sum[2];
                 for (int h = 0; h < 2; h++) {
-                    const __m256 m = _mm256_max_ps(_mm256_andnot_ps(sm, _mm256_loadu_ps(xb + 16 * h)),
-                                                   _mm256_andnot_ps(sm, _mm256_loadu_ps(xb + 16 * h + 8)));
-                    const float amax = hmax8(m);
+                    const float amax = hmax8(absmax16(xb + 16 * h));
                     d[h] = amax / 127.0f;
                     sum[h] = quant16(xb + 16 * h, amax > 0 ? 127.0f / amax : 0.0f, q + 16 * h);
                 }
@@ -504,10 +501,7 @@ RK_AVX2 void rk_quantize_act_g(const float *x, int K, uint8_t *dst, const rk_ker
                 iv[G + p] = -off * sum[1];
                 continue;
             }
-            const __m256 m = BE == 32 ? absmax32(xb)
-                                      : _mm256_max_ps(_mm256_andnot_ps(sm, _mm256_loadu_ps(xb)),
-                                                      _mm256_andnot_ps(sm, _mm256_loadu_ps(xb + 8)));
-            const float amax = hmax8(m);
+            const float amax = hmax8(BE == 32 ? absmax32(xb) : absmax16(xb));
             const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
             int8_t q[32];
             const int sum = BE == 32 ? quant32(xb, id, q) : quant16(xb, id, q);
