@@ -8,9 +8,11 @@ import Foundation
 public struct Perplexity {
     public let model: Model
     public let context: Int
+    /// One cache for every chunk, emptied before each.
+    let cache: KVCache
 
     public init(model: Model, context: Int) {
-        (self.model, self.context) = (model, context)
+        (self.model, self.context, self.cache) = (model, context, model.makeCache(capacity: context))
     }
 
     /// Positions of a chunk whose next-token prediction is scored.
@@ -45,7 +47,7 @@ public struct Perplexity {
     /// Runs one chunk, adds its scored positions to `score`, and hands their logits (one row of the
     /// vocabulary per scored position) to `logits`.
     public func run(_ chunk: [Int32], into score: inout Score, logits: ((UnsafeBufferPointer<Float>) throws -> Void)? = nil) throws {
-        let cache = model.makeCache(capacity: context)
+        cache.truncate(to: 0)
         let rows = try model.forward(chunk, cache: cache, logits: .from(scored.lowerBound))
         let V = model.config.vocabSize
         try rows.withUnsafeBufferPointer { all in
