@@ -3,8 +3,9 @@
 // per-(row, token) arithmetic does not depend on the shape.
 //
 // Legacy blocks: 8 blocks interleaved per group (see ACT_GRP in internal.h), one block per int32
-// lane. K-quants (activations as Q8_K-like 256-blocks): maddubs, then vpmaddwd with the sub-block
-// scale, int32 sums over the 256-block, a few float ops per 256 elements.
+// lane; Q4_K/Q5_K the same way, a super-block's 8 sub-blocks as one group. Those types also have
+// a packed form (rk_pack), the group stored as unpacking leaves it. Q6_K (activations as Q8_K-like
+// 256-blocks): maddubs, then vpmaddwd with the sub-block scale, int32 sums over the 256-block.
 #include "internal.h"
 
 #if RK_X86
@@ -78,6 +79,18 @@ A2 RK_INLINE void transpose8(const __m256i r[8], __m256i o[8]) {
     }
 }
 
+// The 16-byte head of a Q4_K / Q5_K super-block (d, dmin, 6-bit scales) -> d*sc, -dmin*m by lane.
+A2 RK_INLINE void q45k_scales(const uint8_t *p0, __m256 *dw, __m256 *mn) {
+    const uint8_t *s = p0 + 4;
+    const uint32_t a0 = rk_rd32(s), a1 = rk_rd32(s + 4), a2 = rk_rd32(s + 8);
+    const __m128i sc = _mm_set_epi32(0, 0, (int)((a2 & 0x0f0f0f0fu) | ((a0 >> 2) & 0x30303030u)), (int)(a0 & 0x3f3f3f3fu));
+    const __m128i mi = _mm_set_epi32(0, 0, (int)(((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 2) & 0x30303030u)), (int)(a1 & 0x3f3f3f3fu));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)rk_rd32(p0)));
+    *dw = _mm256_mul_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc)));
+    *mn = _mm256_sub_ps(_mm256_setzero_ps(),
+                        _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mi))));
+}
+
 // Q4_K / Q5_K: one super-block -> w[8] (lane k = sub-block k), scales d*sc and mins -dmin*m.
 A2 RK_INLINE void unpack_q45k(int type, const uint8_t *p0, uint8_t *w, __m256 *dw, __m256 *mn) {
     const __m256i m4 = _mm256_set1_epi8(15);
@@ -97,14 +110,7 @@ A2 RK_INLINE void unpack_q45k(int type, const uint8_t *p0, uint8_t *w, __m256 *d
     }
     transpose8(R, Wv);
     for (int m = 0; m < 8; m++) _mm256_store_si256((__m256i *)(w + 32 * m), Wv[m]);
-    const uint8_t *s = p0 + 4;
-    const uint32_t a0 = rk_rd32(s), a1 = rk_rd32(s + 4), a2 = rk_rd32(s + 8);
-    const __m128i sc = _mm_set_epi32(0, 0, (int)((a2 & 0x0f0f0f0fu) | ((a0 >> 2) & 0x30303030u)), (int)(a0 & 0x3f3f3f3fu));
-    const __m128i mi = _mm_set_epi32(0, 0, (int)(((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 2) & 0x30303030u)), (int)(a1 & 0x3f3f3f3fu));
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)rk_rd32(p0)));
-    *dw = _mm256_mul_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc)));
-    *mn = _mm256_sub_ps(_mm256_setzero_ps(),
-                        _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mi))));
+    q45k_scales(p0, dw, mn);
 }
 
 // Low 16 bits of each dword of g, as 8 fp16 -> 8 floats.
@@ -166,9 +172,95 @@ RK_UNROLL
     for (int m = 0; m < 8; m++) _mm256_store_si256((__m256i *)(w + 32 * m), W[m]);
 }
 
-A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
-                        int RN, float *y, int ldy) {
-    const size_t bb = lbytes(type);
+// ---- packed weights (rk_pack) ------------------------------------------------------------------
+// A group (8 legacy blocks, or one Q4_K/Q5_K super-block) stored as gunpack leaves it, so that a
+// product reads it with loads and masks: the gathers, transposes and stores of unpacking are paid
+// once at load instead of once per row per call. Per group:
+//   4/5-bit types: nibbles[128] (byte b of vector m < 4: w[m] | w[m+4] << 4), for 5-bit types
+//     high[32] (bit m of byte b: the 5th bit of w[m] byte b), then Q4_K/Q5_K the file's 16-byte
+//     head (d, dmin, scales); legacy d[8] (fp16, lane order), Q4_1/Q5_1 then m[8]
+//   Q8_0: w[256] (signed, lane order), d[8] (fp16)
+// Q4_K is as large as in the file, Q5_K too; a row's partial last legacy group is zero-padded.
+static inline size_t phead(int type) {
+    return type == RK_Q8_0 ? 256 : 128 + ((FIVE(type) || type == RK_Q5_K) ? 32 : 0);
+}
+static inline size_t pgroup_bytes(int type) {
+    return phead(type) + (IS_K45(type) ? 16 : HAS_MIN(type) ? 32 : 16);
+}
+
+A2 RK_INLINE void pscales(int type, const uint8_t *p, __m256 *dw, __m256 *mn) {
+    const uint8_t *s = p + phead(type);
+    if (IS_K45(type)) {
+        q45k_scales(s, dw, mn);
+        return;
+    }
+    *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)s));
+    if (HAS_MIN(type)) *mn = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 16)));
+}
+
+// Vector m of a packed group: what gunpack stores at w + 32 m (for Q8_0 the signed w).
+A2 RK_INLINE __m256i pvec(int type, const uint8_t *p, int m) {
+    if (type == RK_Q8_0) return _mm256_loadu_si256((const __m256i *)(p + 32 * m));
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i P = _mm256_loadu_si256((const __m256i *)(p + 32 * (m & 3)));
+    __m256i w = m < 4 ? _mm256_and_si256(P, m4) : _mm256_and_si256(_mm256_srli_epi16(P, 4), m4);
+    if (FIVE(type) || type == RK_Q5_K) {
+        const __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128));
+        const __m256i hb = (m <= 4) ? _mm256_slli_epi16(H, 4 - m) : _mm256_srli_epi16(H, m - 4);
+        w = _mm256_or_si256(w, _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+    }
+    return w;
+}
+
+// One group of the file (nv of 8 legacy blocks present) -> packed.
+A2 static void pack_group(int type, const uint8_t *src, int nv, uint8_t *dst) {
+    _Alignas(64) uint8_t w[512];
+    __m256 dw, mn = _mm256_setzero_ps();
+    gunpack(type, src, nv, w, &dw, &mn);
+    if (type == RK_Q8_0) {
+        memcpy(dst, w + 256, 256);
+    } else {
+        for (int c = 0; c < 4; c++)
+            for (int b = 0; b < 32; b++) dst[32 * c + b] = (uint8_t)((w[32 * c + b] & 15) | (w[32 * (c + 4) + b] & 15) << 4);
+        if (FIVE(type) || type == RK_Q5_K)
+            for (int b = 0; b < 32; b++) {
+                uint8_t h = 0;
+                for (int m = 0; m < 8; m++) h |= (uint8_t)(((w[32 * m + b] >> 4) & 1) << m);
+                dst[128 + b] = h;
+            }
+    }
+    uint8_t *s = dst + phead(type);
+    if (IS_K45(type)) {
+        memcpy(s, src, 16);
+        return;
+    }
+    _mm_storeu_si128((__m128i *)s, _mm256_cvtps_ph(dw, _MM_FROUND_TO_NEAREST_INT)); // exact: dw came from fp16
+    if (HAS_MIN(type)) _mm_storeu_si128((__m128i *)(s + 16), _mm256_cvtps_ph(mn, _MM_FROUND_TO_NEAREST_INT));
+}
+
+static int packable(int type) {
+    return type == RK_Q4_0 || type == RK_Q4_1 || type == RK_Q5_0 || type == RK_Q5_1 || type == RK_Q8_0 || IS_K45(type);
+}
+
+size_t rk_packed_row_size_avx2(int type, int K) {
+    if (!packable(type)) return 0;
+    const int groups = IS_K45(type) ? K / QKK : (K / QK + 7) / 8;
+    return (size_t)groups * pgroup_bytes(type);
+}
+
+A2 void rk_pack_rows_avx2(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst) {
+    const int nb = K / QK, step = IS_K45(type) ? 1 : 8; // file blocks per group
+    const size_t bb = lbytes(type), gb = pgroup_bytes(type), prs = rk_packed_row_size_avx2(type, K);
+    for (int r = r0; r < r1; r++)
+        for (int b = 0, g = 0; b < nb; b += 8, g++) {
+            const int nv = nb - b < 8 ? nb - b : 8;
+            pack_group(type, W + (size_t)r * rs + (size_t)g * step * bb, nv, dst + (size_t)r * prs + (size_t)g * gb);
+        }
+}
+
+A2 RK_INLINE void ltile_any(int type, int packed, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
+                            int RN, float *y, int ldy) {
+    const size_t bb = packed ? pgroup_bytes(type) : lbytes(type);
     const int nb = K / QK;
     const uint8_t *xg[8], *wr[4];
     for (int j = 0; j < RN; j++) xg[j] = a->base + (size_t)(t0 + j) * a->stride;
@@ -180,8 +272,16 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
     const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < nb; b += 8) {
         __m256 dw[4], mn[4];
+        const uint8_t *pg[4];
         for (int i = 0; i < RM; i++) {
-            if (IS_K45(type)) gunpack(type, wr[i] + (size_t)(b / 8) * bb, 8, wbuf[i], &dw[i], &mn[i]);
+            if (packed) {
+                pg[i] = wr[i] + (size_t)(b / 8) * bb;
+                // As on AVX-512 (dot_avx512.c): with several tokens the stream is asked for 32 KiB
+                // on, into L2; one token is left to the hardware prefetcher.
+                if (RN >= 2)
+                    for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)pg[i] + 32768 + o, _MM_HINT_T1);
+                pscales(type, pg[i], &dw[i], &mn[i]);
+            } else if (IS_K45(type)) gunpack(type, wr[i] + (size_t)(b / 8) * bb, 8, wbuf[i], &dw[i], &mn[i]);
             else if (nb - b < 8) gunpack(type, wr[i] + (size_t)b * bb, nb - b, wbuf[i], &dw[i], &mn[i]);
             else gunpack(type, wr[i] + (size_t)b * bb, 8, wbuf[i], &dw[i], &mn[i]);
         }
@@ -197,8 +297,8 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
                 for (int m = 4 * h; m < 4 * h + 4; m++) {
                     __m256i aw[4], sw[4];
                     for (int i = 0; i < RM; i++) {
-                        aw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
-                        sw[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m));
+                        sw[i] = packed ? pvec(type, pg[i], m) : _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m));
+                        aw[i] = packed ? _mm256_sign_epi8(sw[i], sw[i]) : _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
                     }
                     for (int j = 0; j < RN; j++) {
                         const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
@@ -211,7 +311,8 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
                 __m256i s16[4][8];
                 for (int m = 4 * h; m < 4 * h + 4; m++) {
                     __m256i wm[4];
-                    for (int i = 0; i < RM; i++) wm[i] = _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
+                    for (int i = 0; i < RM; i++)
+                        wm[i] = packed ? pvec(type, pg[i], m) : _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
                     for (int j = 0; j < RN; j++) {
                         const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
                         for (int i = 0; i < RM; i++) {
@@ -240,6 +341,15 @@ A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
     }
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) y[(size_t)(t0 + j) * ldy + r0 + i] = hsum8(_mm256_load_ps(acc[i][j]));
+}
+
+A2 RK_INLINE void ltile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0, int RN,
+                        float *y, int ldy) {
+    ltile_any(type, 0, W, rs, r0, RM, K, a, t0, RN, y, ldy);
+}
+A2 RK_INLINE void ptile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0, int RN,
+                        float *y, int ldy) {
+    ltile_any(type, 1, W, rs, r0, RM, K, a, t0, RN, y, ldy);
 }
 
 // ================================ K-quants ===================================================
@@ -429,6 +539,13 @@ DRIVER(mm_q8_0, ltile, RK_Q8_0, 8)
 DRIVER(mm_q4_k, ltile, RK_Q4_K, 8)
 DRIVER(mm_q5_k, ltile, RK_Q5_K, 8)
 DRIVER(mm_q6_k, ktile, RK_Q6_K, 2)
+DRIVER(mp_q4_0, ptile, RK_Q4_0, 8)
+DRIVER(mp_q4_1, ptile, RK_Q4_1, 8)
+DRIVER(mp_q5_0, ptile, RK_Q5_0, 8)
+DRIVER(mp_q5_1, ptile, RK_Q5_1, 8)
+DRIVER(mp_q8_0, ptile, RK_Q8_0, 8)
+DRIVER(mp_q4_k, ptile, RK_Q4_K, 8)
+DRIVER(mp_q5_k, ptile, RK_Q5_K, 8)
 DRIVER(mm_f32, ftile, RK_F32, 4)
 DRIVER(mm_f16, ftile, RK_F16, 4)
 DRIVER(mm_bf16, ftile, RK_BF16, 4)
@@ -459,6 +576,26 @@ int rk_kernel_avx2(int type, rk_kernel *k) {
     }
 }
 
+// The kernel of rk_pack_rows_avx2's layout: the same activations, arithmetic and results.
+int rk_kernel_avx2_packed(int type, rk_kernel *k) {
+    if (!packable(type) || !rk_kernel_avx2(type, k)) return 0;
+    switch (type) {
+    case RK_Q4_0: k->fn = mp_q4_0; break;
+    case RK_Q4_1: k->fn = mp_q4_1; break;
+    case RK_Q5_0: k->fn = mp_q5_0; break;
+    case RK_Q5_1: k->fn = mp_q5_1; break;
+    case RK_Q8_0: k->fn = mp_q8_0; break;
+    case RK_Q4_K: k->fn = mp_q4_k; break;
+    default: k->fn = mp_q5_k; break;
+    }
+    return 1;
+}
+
 #else
 int rk_kernel_avx2(int type, rk_kernel *k) { (void)type; (void)k; return 0; }
+int rk_kernel_avx2_packed(int type, rk_kernel *k) { (void)type; (void)k; return 0; }
+size_t rk_packed_row_size_avx2(int type, int K) { (void)type; (void)K; return 0; }
+void rk_pack_rows_avx2(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst) {
+    (void)type; (void)W; (void)rs; (void)r0; (void)r1; (void)K; (void)dst;
+}
 #endif

@@ -170,6 +170,9 @@ RK_AVX2 void rk_quantize_act_q8k(const float *x, int K, uint8_t *dst, const rk_a
 int rk_kernel_avx2(int type, rk_kernel *k);
 int rk_kernel_avx512(int type, rk_kernel *k);
 int rk_kernel_avx512_packed(int type, rk_kernel *k);
+int rk_kernel_avx2_packed(int type, rk_kernel *k);
+size_t rk_packed_row_size_avx2(int type, int K);
+void rk_pack_rows_avx2(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst);
 size_t rk_packed_row_size_avx512(int type, int K);
 void rk_pack_rows_avx512(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst);
 

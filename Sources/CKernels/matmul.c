@@ -230,10 +230,18 @@ void rk_matmul(int type, const void *W, int rows, int K, const float *x, int T, 
 
 // ---- packed weights ---------------------------------------------------------------------------
 
+// The packed form is the one of the ISA in use when the weights are packed (rk_isa(), which
+// RELAY_FORCE_AVX2 fixes at startup).
+static int get_packed_kernel(int type, rk_kernel *k) {
+    const int isa = rk_isa();
+    if (isa >= 2) return rk_kernel_avx512_packed(type, k);
+    return isa == 1 && rk_kernel_avx2_packed(type, k);
+}
+
 size_t rk_packed_row_size(int type, int K) {
     rk_kernel k;
-    if (rk_isa() < 2 || !rk_kernel_avx512_packed(type, &k)) return 0;
-    return rk_packed_row_size_avx512(type, K);
+    if (!get_packed_kernel(type, &k)) return 0;
+    return rk_isa() >= 2 ? rk_packed_row_size_avx512(type, K) : rk_packed_row_size_avx2(type, K);
 }
 
 typedef struct { int type, rows, K; const uint8_t *W; uint8_t *dst; size_t rs; } pack_job;
@@ -241,7 +249,8 @@ typedef struct { int type, rows, K; const uint8_t *W; uint8_t *dst; size_t rs; }
 static void pack_task(void *p, int ith, int nth) {
     pack_job *j = (pack_job *)p;
     const int r0 = (int)((int64_t)j->rows * ith / nth), r1 = (int)((int64_t)j->rows * (ith + 1) / nth);
-    rk_pack_rows_avx512(j->type, j->W, j->rs, r0, r1, j->K, j->dst);
+    if (rk_isa() >= 2) rk_pack_rows_avx512(j->type, j->W, j->rs, r0, r1, j->K, j->dst);
+    else rk_pack_rows_avx2(j->type, j->W, j->rs, r0, r1, j->K, j->dst);
 }
 
 void rk_pack(int type, const void *W, int rows, int K, void *dst) {
@@ -255,7 +264,7 @@ void rk_matmul_packed(int type, const void *P, int rows, int K, const float *x, 
     if (rows <= 0 || T <= 0) return;
     const size_t rs = rk_packed_row_size(type, K);
     rk_kernel k;
-    if (!rs || !rk_kernel_avx512_packed(type, &k)) return;
+    if (!rs || !get_packed_kernel(type, &k)) return;
     const int nested = rk_in_parallel();
     struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
     if (!nested) pthread_mutex_lock(&g_lock);
@@ -274,7 +283,7 @@ void rk_matmul_many(const rk_product *p, int n, int K, const float *x, int T) {
         ok = p[i].rows > 0;
         if (p[i].packed) {
             rs[i] = rk_packed_row_size(p[i].type, K);
-            ok = ok && rs[i] && rk_kernel_avx512_packed(p[i].type, &k[i]);
+            ok = ok && rs[i] && get_packed_kernel(p[i].type, &k[i]);
         } else {
             rs[i] = rk_row_size(p[i].type, K);
             ok = ok && rs[i] && rk_type_supported(p[i].type) && get_kernel(rk_isa(), p[i].type, &k[i]);

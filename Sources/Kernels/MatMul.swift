@@ -56,8 +56,8 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// A matrix copied once into the layout the AVX-512 kernels read directly, so that products over a
-/// few tokens skip the per-call unpacking. nil where the CPU (or RELAY_FORCE_AVX2) or type has none.
+/// A matrix copied once into the layout the kernels read directly, so that products over a few
+/// tokens skip the per-call unpacking. nil where the CPU or type has none (rk_packed_row_size).
 final class PackedWeights: @unchecked Sendable {
     let data: UnsafeMutableRawPointer
     let bytes: Int

@@ -45,12 +45,13 @@ void rk_dequantize_row(int type, const void *src, float *dst, int64_t n);
 // so a forward over many positions gives exactly the logits of one position at a time.
 void rk_matmul(int type, const void *W, int rows, int K, const float *x, int T, float *y);
 
-// Packed weights: on CPUs with AVX-512 VNNI, a quantised matrix can be copied once (at load) into
-// the layout its kernel reads directly, which makes products over few tokens (decode, draft
-// verification) several times cheaper in compute. rk_packed_row_size is 0 when this CPU or type
-// has no packed form; rk_pack fills rows * rk_packed_row_size(type, K) bytes (64-byte aligned).
-// rk_matmul_packed gives the same results as rk_matmul's AVX-512 path (up to summation order in
-// a row's last partial group) and is bit-identical whatever T and the thread count.
+// Packed weights: a quantised matrix can be copied once (at load) into the layout its kernel reads
+// directly, which makes products over few tokens (decode, draft verification) cheaper in compute.
+// AVX-512 VNNI packs every quantised type, AVX2 all but Q6_K (whose kernel reads the file's
+// layout as it is). rk_packed_row_size is 0 when this CPU or type has no packed form; rk_pack
+// fills rows * rk_packed_row_size(type, K) bytes (64-byte aligned). rk_matmul_packed gives
+// rk_matmul's results (AVX2: exactly; AVX-512: up to summation order in a row's last partial
+// group) and is bit-identical whatever T and the thread count.
 size_t rk_packed_row_size(int type, int K);
 void rk_pack(int type, const void *W, int rows, int K, void *dst);
 void rk_matmul_packed(int type, const void *P, int rows, int K, const float *x, int T, float *y);
