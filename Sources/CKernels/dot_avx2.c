@@ -220,14 +220,19 @@ A2 static void pack_group(int type, const uint8_t *src, int nv, uint8_t *dst) {
     if (type == RK_Q8_0) {
         memcpy(dst, w + 256, 256);
     } else {
+        const __m256i m4 = _mm256_set1_epi8(15), b4 = _mm256_set1_epi8(16);
+        __m256i W[8], H = _mm256_setzero_si256();
+        for (int m = 0; m < 8; m++) W[m] = _mm256_load_si256((const __m256i *)(w + 32 * m));
         for (int c = 0; c < 4; c++)
-            for (int b = 0; b < 32; b++) dst[32 * c + b] = (uint8_t)((w[32 * c + b] & 15) | (w[32 * (c + 4) + b] & 15) << 4);
-        if (FIVE(type) || type == RK_Q5_K)
-            for (int b = 0; b < 32; b++) {
-                uint8_t h = 0;
-                for (int m = 0; m < 8; m++) h |= (uint8_t)(((w[32 * m + b] >> 4) & 1) << m);
-                dst[128 + b] = h;
+            _mm256_storeu_si256((__m256i *)(dst + 32 * c),
+                                _mm256_or_si256(_mm256_and_si256(W[c], m4), _mm256_slli_epi16(_mm256_and_si256(W[c + 4], m4), 4)));
+        if (FIVE(type) || type == RK_Q5_K) { // bit 4 of w[m] -> bit m (pvec's shifts, reversed)
+            for (int m = 0; m < 8; m++) {
+                const __m256i hb = _mm256_and_si256(W[m], b4);
+                H = _mm256_or_si256(H, m <= 4 ? _mm256_srli_epi16(hb, 4 - m) : _mm256_slli_epi16(hb, m - 4));
             }
+            _mm256_storeu_si256((__m256i *)(dst + 128), H);
+        }
     }
     uint8_t *s = dst + phead(type);
     if (IS_K45(type)) {
