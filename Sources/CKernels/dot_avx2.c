@@ -180,7 +180,8 @@ RK_UNROLL
 //     high[32] (bit m of byte b: the 5th bit of w[m] byte b), then Q4_K/Q5_K the file's 16-byte
 //     head (d, dmin, scales); legacy d[8] (fp16, lane order), Q4_1/Q5_1 then m[8]
 //   Q8_0: w[256] (signed, lane order), d[8] (fp16)
-// Q4_K is as large as in the file, Q5_K too; a row's partial last legacy group is zero-padded.
+// A group takes as many bytes as in the file, and a row's partial last legacy group stays as in
+// the file (it is unpacked per call, as unpacked rows are), so a packed row is the file's row.
 static inline size_t phead(int type) {
     return type == RK_Q8_0 ? 256 : 128 + ((FIVE(type) || type == RK_Q5_K) ? 32 : 0);
 }
@@ -247,25 +248,104 @@ static int packable(int type) {
     return type == RK_Q4_0 || type == RK_Q4_1 || type == RK_Q5_0 || type == RK_Q5_1 || type == RK_Q8_0 || IS_K45(type);
 }
 
-size_t rk_packed_row_size_avx2(int type, int K) {
-    if (!packable(type)) return 0;
-    const int groups = IS_K45(type) ? K / QKK : (K / QK + 7) / 8;
-    return (size_t)groups * pgroup_bytes(type);
-}
+_Static_assert(128 + 16 == 8 * sizeof(blk_q4_0) && 128 + 32 == 8 * sizeof(blk_q4_1) && 128 + 32 + 16 == 8 * sizeof(blk_q5_0) &&
+                   128 + 32 + 32 == 8 * sizeof(blk_q5_1) && 256 + 16 == 8 * sizeof(blk_q8_0) && 128 + 16 == sizeof(blk_q4_K) &&
+                   128 + 32 + 16 == sizeof(blk_q5_K), "a packed group takes the file's bytes");
+
+size_t rk_packed_row_size_avx2(int type, int K) { return packable(type) ? (size_t)(K / QK) * lbytes(type) / (IS_K45(type) ? 8 : 1) : 0; }
 
 A2 void rk_pack_rows_avx2(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst) {
     const int nb = K / QK, step = IS_K45(type) ? 1 : 8; // file blocks per group
     const size_t bb = lbytes(type), gb = pgroup_bytes(type), prs = rk_packed_row_size_avx2(type, K);
     for (int r = r0; r < r1; r++)
         for (int b = 0, g = 0; b < nb; b += 8, g++) {
-            const int nv = nb - b < 8 ? nb - b : 8;
-            pack_group(type, W + (size_t)r * rs + (size_t)g * step * bb, nv, dst + (size_t)r * prs + (size_t)g * gb);
+            const uint8_t *src = W + (size_t)r * rs + (size_t)g * step * bb;
+            uint8_t *to = dst + (size_t)r * prs + (size_t)g * gb;
+            if (nb - b < 8) memcpy(to, src, (size_t)(nb - b) * bb);
+            else pack_group(type, src, 8, to);
         }
+}
+
+// Group b (blocks b..b+7) of RM rows for RN tokens into acc, from the rows unpacked into wbuf
+// (inbuf) or read packed.
+A2 RK_INLINE void lgroup(int type, int inbuf, int b, int nb, const uint8_t *const *wr, int RM, int RN, const uint8_t **xg,
+                         float acc[4][8][8], uint8_t wbuf[4][512]) {
+    const size_t bb = lbytes(type);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 dw[4], mn[4];
+    const uint8_t *pg[4];
+    const int nv = nb - b < 8 ? nb - b : 8;
+    for (int i = 0; i < RM; i++) {
+        // Packed or not, a group starts at the same offset (packed groups keep the file's size).
+        const uint8_t *g = wr[i] + (size_t)(IS_K45(type) ? b / 8 : b) * bb;
+        if (inbuf) {
+            gunpack(type, g, nv, wbuf[i], &dw[i], &mn[i]);
+        } else {
+            pg[i] = g;
+            // As on AVX-512 (dot_avx512.c): with several tokens the stream is asked for 32 KiB
+            // on, into L2; one token is left to the hardware prefetcher.
+            if (RN >= 2)
+                for (size_t o = 0; o < pgroup_bytes(type); o += 64) _mm_prefetch((const char *)g + 32768 + o, _MM_HINT_T1);
+            pscales(type, g, &dw[i], &mn[i]);
+        }
+    }
+    // Half h of every block (elements 16h..16h+15) has its own activation scale (halves).
+    for (int h = 0; h < 2; h++) {
+        __m256i isum[4][8];
+        for (int j = 0; j < RN; j++) {
+            const __m256i init = IS_K45(type) || HAS_MIN(type) ? _mm256_setzero_si256()
+                                                               : _mm256_load_si256((const __m256i *)(xg[j] + 352 + 32 * h));
+            for (int i = 0; i < RM; i++) isum[i][j] = init;
+        }
+        if (type == RK_Q8_0) {
+            for (int m = 4 * h; m < 4 * h + 4; m++) {
+                __m256i aw[4], sw[4];
+                for (int i = 0; i < RM; i++) {
+                    sw[i] = inbuf ? _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m)) : pvec(type, pg[i], m);
+                    aw[i] = inbuf ? _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m)) : _mm256_sign_epi8(sw[i], sw[i]);
+                }
+                for (int j = 0; j < RN; j++) {
+                    const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
+                    for (int i = 0; i < RM; i++)
+                        isum[i][j] = _mm256_add_epi32(
+                            isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(xm, sw[i])), ones));
+                }
+            }
+        } else {
+            __m256i s16[4][8];
+            for (int m = 4 * h; m < 4 * h + 4; m++) {
+                __m256i wm[4];
+                for (int i = 0; i < RM; i++)
+                    wm[i] = inbuf ? _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m)) : pvec(type, pg[i], m);
+                for (int j = 0; j < RN; j++) {
+                    const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
+                    for (int i = 0; i < RM; i++) {
+                        const __m256i p = _mm256_maddubs_epi16(wm[i], xm);
+                        s16[i][j] = (m == 4 * h) ? p : _mm256_add_epi16(s16[i][j], p);
+                    }
+                }
+            }
+            for (int i = 0; i < RM; i++)
+                for (int j = 0; j < RN; j++) isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(s16[i][j], ones));
+        }
+        for (int j = 0; j < RN; j++) {
+            const __m256 dx = _mm256_load_ps((const float *)(xg[j] + 256 + 32 * h));
+            for (int i = 0; i < RM; i++)
+                _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(_mm256_mul_ps(dw[i], dx), _mm256_cvtepi32_ps(isum[i][j]),
+                                                           _mm256_load_ps(acc[i][j])));
+        }
+    }
+    for (int j = 0; j < RN; j++) {
+        if (HAS_MIN(type))
+            for (int i = 0; i < RM; i++)
+                _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(mn[i], _mm256_load_ps((const float *)(xg[j] + 320)),
+                                                           _mm256_load_ps(acc[i][j])));
+        xg[j] += 416;
+    }
 }
 
 A2 RK_INLINE void ltile_any(int type, int packed, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
                             int RN, float *y, int ldy) {
-    const size_t bb = packed ? pgroup_bytes(type) : lbytes(type);
     const int nb = K / QK;
     const uint8_t *xg[8], *wr[4];
     for (int j = 0; j < RN; j++) xg[j] = a->base + (size_t)(t0 + j) * a->stride;
@@ -274,76 +354,10 @@ A2 RK_INLINE void ltile_any(int type, int packed, const uint8_t *W, size_t rs, i
     _Alignas(64) float acc[4][8][8];
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) _mm256_store_ps(acc[i][j], _mm256_setzero_ps());
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int b = 0; b < nb; b += 8) {
-        __m256 dw[4], mn[4];
-        const uint8_t *pg[4];
-        for (int i = 0; i < RM; i++) {
-            if (packed) {
-                pg[i] = wr[i] + (size_t)(b / 8) * bb;
-                // As on AVX-512 (dot_avx512.c): with several tokens the stream is asked for 32 KiB
-                // on, into L2; one token is left to the hardware prefetcher.
-                if (RN >= 2)
-                    for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)pg[i] + 32768 + o, _MM_HINT_T1);
-                pscales(type, pg[i], &dw[i], &mn[i]);
-            } else if (IS_K45(type)) gunpack(type, wr[i] + (size_t)(b / 8) * bb, 8, wbuf[i], &dw[i], &mn[i]);
-            else if (nb - b < 8) gunpack(type, wr[i] + (size_t)b * bb, nb - b, wbuf[i], &dw[i], &mn[i]);
-            else gunpack(type, wr[i] + (size_t)b * bb, 8, wbuf[i], &dw[i], &mn[i]);
-        }
-        // Half h of every block (elements 16h..16h+15) has its own activation scale (halves).
-        for (int h = 0; h < 2; h++) {
-            __m256i isum[4][8];
-            for (int j = 0; j < RN; j++) {
-                const __m256i init = IS_K45(type) || HAS_MIN(type) ? _mm256_setzero_si256()
-                                                                   : _mm256_load_si256((const __m256i *)(xg[j] + 352 + 32 * h));
-                for (int i = 0; i < RM; i++) isum[i][j] = init;
-            }
-            if (type == RK_Q8_0) {
-                for (int m = 4 * h; m < 4 * h + 4; m++) {
-                    __m256i aw[4], sw[4];
-                    for (int i = 0; i < RM; i++) {
-                        sw[i] = packed ? pvec(type, pg[i], m) : _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m));
-                        aw[i] = packed ? _mm256_sign_epi8(sw[i], sw[i]) : _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
-                    }
-                    for (int j = 0; j < RN; j++) {
-                        const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
-                        for (int i = 0; i < RM; i++)
-                            isum[i][j] = _mm256_add_epi32(
-                                isum[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(xm, sw[i])), ones));
-                    }
-                }
-            } else {
-                __m256i s16[4][8];
-                for (int m = 4 * h; m < 4 * h + 4; m++) {
-                    __m256i wm[4];
-                    for (int i = 0; i < RM; i++)
-                        wm[i] = packed ? pvec(type, pg[i], m) : _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m));
-                    for (int j = 0; j < RN; j++) {
-                        const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
-                        for (int i = 0; i < RM; i++) {
-                            const __m256i p = _mm256_maddubs_epi16(wm[i], xm);
-                            s16[i][j] = (m == 4 * h) ? p : _mm256_add_epi16(s16[i][j], p);
-                        }
-                    }
-                }
-                for (int i = 0; i < RM; i++)
-                    for (int j = 0; j < RN; j++) isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(s16[i][j], ones));
-            }
-            for (int j = 0; j < RN; j++) {
-                const __m256 dx = _mm256_load_ps((const float *)(xg[j] + 256 + 32 * h));
-                for (int i = 0; i < RM; i++)
-                    _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(_mm256_mul_ps(dw[i], dx), _mm256_cvtepi32_ps(isum[i][j]),
-                                                               _mm256_load_ps(acc[i][j])));
-            }
-        }
-        for (int j = 0; j < RN; j++) {
-            if (HAS_MIN(type))
-                for (int i = 0; i < RM; i++)
-                    _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(mn[i], _mm256_load_ps((const float *)(xg[j] + 320)),
-                                                               _mm256_load_ps(acc[i][j])));
-            xg[j] += 416;
-        }
-    }
+    // The last group of a packed row is in the file's format when it is partial (legacy types).
+    const int nfull = packed ? nb / 8 * 8 : nb;
+    for (int b = 0; b < nfull; b += 8) lgroup(type, !packed, b, nb, wr, RM, RN, xg, acc, wbuf);
+    if (nfull < nb) lgroup(type, 1, nfull, nb, wr, RM, RN, xg, acc, wbuf);
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) y[(size_t)(t0 + j) * ldy + r0 + i] = hsum8(_mm256_load_ps(acc[i][j]));
 }
