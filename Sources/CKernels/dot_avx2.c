@@ -213,11 +213,11 @@ A2 RK_INLINE __m256i pvec(int type, const uint8_t *p, int m) {
     return w;
 }
 
-// One group of the file (nv of 8 legacy blocks present) -> packed.
-A2 static void pack_group(int type, const uint8_t *src, int nv, uint8_t *dst) {
+// One whole group of the file -> packed.
+A2 static void pack_group(int type, const uint8_t *src, uint8_t *dst) {
     _Alignas(64) uint8_t w[512];
     __m256 dw, mn = _mm256_setzero_ps();
-    gunpack(type, src, nv, w, &dw, &mn);
+    gunpack(type, src, 8, w, &dw, &mn);
     if (type == RK_Q8_0) {
         memcpy(dst, w + 256, 256);
     } else {
@@ -262,7 +262,7 @@ A2 void rk_pack_rows_avx2(int type, const uint8_t *W, size_t rs, int r0, int r1,
             const uint8_t *src = W + (size_t)r * rs + (size_t)g * step * bb;
             uint8_t *to = dst + (size_t)r * prs + (size_t)g * gb;
             if (nb - b < 8) memcpy(to, src, (size_t)(nb - b) * bb);
-            else pack_group(type, src, 8, to);
+            else pack_group(type, src, to);
         }
 }
 
@@ -371,92 +371,60 @@ A2 RK_INLINE void ptile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
     ltile_any(type, 1, W, rs, r0, RM, K, a, t0, RN, y, ldy);
 }
 
-// ================================ K-quants ===================================================
+// ================================ Q6_K =======================================================
 
 typedef struct {
-    __m128i sc8;  // Q4_K/Q5_K: [sc0..7, m0..7]; Q6_K: int8 scales
-    __m256i sc16; // Q6_K: scales as int16 (for the offset correction)
-    __m256i mn;   // Q4_K/Q5_K: [m0, m0, m1, m1, ...]
-    __m256 d, nmin;
+    __m128i sc8;  // int8 scales
+    __m256i sc16; // the scales as int16 (for the offset correction)
+    __m256 d;
 } krow;
 
-A2 RK_INLINE void kprep(int type, const uint8_t *blk, krow *o) {
-    if (type == RK_Q6_K) {
-        const blk_q6_K *x = (const blk_q6_K *)blk;
-        o->sc8 = _mm_loadu_si128((const __m128i *)x->scales);
-        o->sc16 = _mm256_cvtepi8_epi16(o->sc8);
-        o->d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(x->d)));
-        return;
-    }
-    const uint8_t *s = blk + 4;
-    const uint32_t a0 = rk_rd32(s), a1 = rk_rd32(s + 4), a2 = rk_rd32(s + 8);
-    const uint32_t sl = a0 & 0x3f3f3f3fu, ml = a1 & 0x3f3f3f3fu;
-    const uint32_t sh = (a2 & 0x0f0f0f0fu) | ((a0 >> 2) & 0x30303030u);
-    const uint32_t mh = ((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 2) & 0x30303030u);
-    o->sc8 = _mm_set_epi32((int)mh, (int)ml, (int)sh, (int)sl);
-    o->mn = _mm256_cvtepu8_epi16(
-        _mm_shuffle_epi8(o->sc8, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)rk_rd32(blk)));
-    o->d = _mm256_broadcastss_ps(dd);
-    o->nmin = _mm256_broadcastss_ps(_mm_sub_ps(_mm_setzero_ps(), _mm_movehdup_ps(dd)));
+A2 RK_INLINE void kprep(const uint8_t *blk, krow *o) {
+    const blk_q6_K *x = (const blk_q6_K *)blk;
+    o->sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+    o->sc16 = _mm256_cvtepi8_epi16(o->sc8);
+    o->d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(x->d)));
 }
 
-// int16 scales for 32-element piece e (0..7) of a super-block.
-A2 RK_INLINE __m256i kscale(int type, const krow *r, int e) {
-    if (type == RK_Q6_K) { // per 16: [s_2e x8, s_2e+1 x8]
-        const char a = (char)(2 * e), b = (char)(2 * e + 1);
-        return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(r->sc8, _mm_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)));
-    }
-    return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(r->sc8, _mm_set1_epi8((char)e)));
+// int16 scales for 32-element piece e (0..7) of a super-block: per 16, [s_2e x8, s_2e+1 x8].
+A2 RK_INLINE __m256i kscale(const krow *r, int e) {
+    const char a = (char)(2 * e), b = (char)(2 * e + 1);
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(r->sc8, _mm_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)));
 }
 
 // Unsigned quants of the 32-element piece e (0..7) of a super-block.
-A2 RK_INLINE __m256i kquants(int type, const uint8_t *blk, int e) {
+A2 RK_INLINE __m256i kquants(const uint8_t *blk, int e) {
     const __m256i m4 = _mm256_set1_epi8(15);
-    if (type == RK_Q6_K) {
-        const blk_q6_K *x = (const blk_q6_K *)blk;
-        const int h = e >> 2, k = e & 3;
-        const __m256i L = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32 * (k & 1)));
-        const __m256i H = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
-        const __m256i m30 = _mm256_set1_epi8(0x30);
-        const __m256i lo = (k < 2) ? _mm256_and_si256(L, m4) : _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
-        __m256i hi;
-        switch (k) {
-        case 0: hi = _mm256_slli_epi16(H, 4); break;
-        case 1: hi = _mm256_slli_epi16(H, 2); break;
-        case 2: hi = H; break;
-        default: hi = _mm256_srli_epi16(H, 2); break;
-        }
-        return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
+    const blk_q6_K *x = (const blk_q6_K *)blk;
+    const int h = e >> 2, k = e & 3;
+    const __m256i L = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32 * (k & 1)));
+    const __m256i H = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    const __m256i lo = (k < 2) ? _mm256_and_si256(L, m4) : _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+    __m256i hi;
+    switch (k) {
+    case 0: hi = _mm256_slli_epi16(H, 4); break;
+    case 1: hi = _mm256_slli_epi16(H, 2); break;
+    case 2: hi = H; break;
+    default: hi = _mm256_srli_epi16(H, 2); break;
     }
-    const uint8_t *qs = blk + (type == RK_Q5_K ? 48 : 16);
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (e >> 1)));
-    __m256i u = (e & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
-    if (type == RK_Q5_K) {
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
-        const __m256i hb = (e <= 4) ? _mm256_slli_epi16(qh, 4 - e) : _mm256_srli_epi16(qh, e - 4);
-        u = _mm256_or_si256(u, _mm256_and_si256(hb, _mm256_set1_epi8(16)));
-    }
-    return u;
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
 }
 
-static inline size_t kbytes(int type) {
-    return type == RK_Q4_K ? sizeof(blk_q4_K) : type == RK_Q5_K ? sizeof(blk_q5_K) : sizeof(blk_q6_K);
-}
-
+// `type` is always Q6_K; the parameter keeps the drivers' tile signature.
 A2 RK_INLINE void ktile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
                         int RN, float *y, int ldy) {
+    (void)type;
     __m256 acc[4][4];
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
-    const size_t bb = kbytes(type);
     const int nsb = K / QKK;
     for (int sb = 0; sb < nsb; sb++) {
         krow R[4];
         const uint8_t *blk[4];
         for (int i = 0; i < RM; i++) {
-            blk[i] = W + (size_t)(r0 + i) * rs + (size_t)sb * bb;
-            kprep(type, blk[i], &R[i]);
+            blk[i] = W + (size_t)(r0 + i) * rs + (size_t)sb * sizeof(blk_q6_K);
+            kprep(blk[i], &R[i]);
         }
         __m256i isum[4][4];
         for (int i = 0; i < RM; i++)
@@ -464,8 +432,8 @@ A2 RK_INLINE void ktile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
         for (int e = 0; e < 8; e++) {
             __m256i U[4], S[4];
             for (int i = 0; i < RM; i++) {
-                U[i] = kquants(type, blk[i], e);
-                S[i] = kscale(type, &R[i], e);
+                U[i] = kquants(blk[i], e);
+                S[i] = kscale(&R[i], e);
             }
             for (int j = 0; j < RN; j++) {
                 const __m256i X = _mm256_loadu_si256(
@@ -478,16 +446,10 @@ A2 RK_INLINE void ktile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
             const uint8_t *base = a->base + (size_t)(t0 + j) * a->stride;
             const __m256i bs = _mm256_loadu_si256((const __m256i *)(base + a->off_s + 32 * (size_t)sb));
             const __m256 dx = _mm256_set1_ps(((const float *)(base + a->off_d))[sb]);
-            for (int i = 0; i < RM; i++) {
-                if (type == RK_Q6_K) {
-                    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, R[i].sc16), 5);
-                    const __m256i s = _mm256_sub_epi32(isum[i][j], corr);
-                    acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dx), R[i].d, acc[i][j]);
-                } else {
-                    const __m256 fm = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, R[i].mn));
-                    const __m256 g = _mm256_fmadd_ps(R[i].nmin, fm, _mm256_mul_ps(R[i].d, _mm256_cvtepi32_ps(isum[i][j])));
-                    acc[i][j] = _mm256_fmadd_ps(g, dx, acc[i][j]);
-                }
+            for (int i = 0; i < RM; i++) { // quants stored +32: subtract 32 * scale * block sums
+                const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, R[i].sc16), 5);
+                const __m256i s = _mm256_sub_epi32(isum[i][j], corr);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dx), R[i].d, acc[i][j]);
             }
         }
     }

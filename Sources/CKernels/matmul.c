@@ -230,46 +230,56 @@ void rk_matmul(int type, const void *W, int rows, int K, const float *x, int T, 
 
 // ---- packed weights ---------------------------------------------------------------------------
 
-// The packed form is the one of the ISA in use when the weights are packed (rk_isa(), which
-// RELAY_FORCE_AVX2 fixes at startup).
-static int get_packed_kernel(int type, rk_kernel *k) {
-    const int isa = rk_isa();
+// A packed copy is read by the kernel of the ISA that packed it: the plain functions use
+// rk_isa(), so rk_force_avx2 must not change while packed copies are in use.
+static int get_packed_kernel(int isa, int type, rk_kernel *k) {
+    if (isa > rk_isa_hw()) isa = rk_isa_hw();
     if (isa >= 2) return rk_kernel_avx512_packed(type, k);
     return isa == 1 && rk_kernel_avx2_packed(type, k);
 }
 
-size_t rk_packed_row_size(int type, int K) {
+size_t rk_packed_row_size_isa(int isa, int type, int K) {
+    if (isa > rk_isa_hw()) isa = rk_isa_hw();
     rk_kernel k;
-    if (!get_packed_kernel(type, &k)) return 0;
-    return rk_isa() >= 2 ? rk_packed_row_size_avx512(type, K) : rk_packed_row_size_avx2(type, K);
+    if (!rk_row_size(type, K) || !get_packed_kernel(isa, type, &k)) return 0;
+    return isa >= 2 ? rk_packed_row_size_avx512(type, K) : rk_packed_row_size_avx2(type, K);
 }
 
-typedef struct { int type, rows, K; const uint8_t *W; uint8_t *dst; size_t rs; } pack_job;
+size_t rk_packed_row_size(int type, int K) { return rk_packed_row_size_isa(rk_isa(), type, K); }
+
+typedef struct { int isa, type, rows, K; const uint8_t *W; uint8_t *dst; size_t rs; } pack_job;
 
 static void pack_task(void *p, int ith, int nth) {
     pack_job *j = (pack_job *)p;
     const int r0 = (int)((int64_t)j->rows * ith / nth), r1 = (int)((int64_t)j->rows * (ith + 1) / nth);
-    if (rk_isa() >= 2) rk_pack_rows_avx512(j->type, j->W, j->rs, r0, r1, j->K, j->dst);
+    if (j->isa >= 2) rk_pack_rows_avx512(j->type, j->W, j->rs, r0, r1, j->K, j->dst);
     else rk_pack_rows_avx2(j->type, j->W, j->rs, r0, r1, j->K, j->dst);
 }
 
-void rk_pack(int type, const void *W, int rows, int K, void *dst) {
-    pack_job j = {type, rows, K, (const uint8_t *)W, (uint8_t *)dst, rk_row_size(type, K)};
-    if (!rk_packed_row_size(type, K)) return;
+void rk_pack_isa(int isa, int type, const void *W, int rows, int K, void *dst) {
+    if (isa > rk_isa_hw()) isa = rk_isa_hw();
+    pack_job j = {isa, type, rows, K, (const uint8_t *)W, (uint8_t *)dst, rk_row_size(type, K)};
+    if (!rk_packed_row_size_isa(isa, type, K)) return;
     if (rk_in_parallel()) pack_task(&j, 0, 1);
     else rk_parallel(pack_task, &j);
 }
 
-void rk_matmul_packed(int type, const void *P, int rows, int K, const float *x, int T, float *y) {
+void rk_pack(int type, const void *W, int rows, int K, void *dst) { rk_pack_isa(rk_isa(), type, W, rows, K, dst); }
+
+void rk_matmul_packed_isa(int isa, int type, const void *P, int rows, int K, const float *x, int T, float *y) {
     if (rows <= 0 || T <= 0) return;
-    const size_t rs = rk_packed_row_size(type, K);
+    const size_t rs = rk_packed_row_size_isa(isa, type, K);
     rk_kernel k;
-    if (!rs || !get_packed_kernel(type, &k)) return;
+    if (!rs || !get_packed_kernel(isa, type, &k)) return;
     const int nested = rk_in_parallel();
     struct scratch_buf *sb = nested ? &tl_scratch : &g_scratch;
     if (!nested) pthread_mutex_lock(&g_lock);
     run(&k, (const uint8_t *)P, rs, rows, K, x, T, y, sb, nested ? 1 : rk_threads_count());
     if (!nested) pthread_mutex_unlock(&g_lock);
+}
+
+void rk_matmul_packed(int type, const void *P, int rows, int K, const float *x, int T, float *y) {
+    rk_matmul_packed_isa(rk_isa(), type, P, rows, K, x, T, y);
 }
 
 // ---- several products over one input -----------------------------------------------------------
@@ -283,7 +293,7 @@ void rk_matmul_many(const rk_product *p, int n, int K, const float *x, int T) {
         ok = p[i].rows > 0;
         if (p[i].packed) {
             rs[i] = rk_packed_row_size(p[i].type, K);
-            ok = ok && rs[i] && get_packed_kernel(p[i].type, &k[i]);
+            ok = ok && rs[i] && get_packed_kernel(rk_isa(), p[i].type, &k[i]);
         } else {
             rs[i] = rk_row_size(p[i].type, K);
             ok = ok && rs[i] && rk_type_supported(p[i].type) && get_kernel(rk_isa(), p[i].type, &k[i]);

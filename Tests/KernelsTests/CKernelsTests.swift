@@ -297,42 +297,46 @@ struct CKernelsTests {
 
     @Test("packed weights give the unpacked results, bit-identical across T and threads", arguments: quantTypes)
     func packed(_ t: WeightType) throws {
-        // AVX-512 VNNI packs every quantised type; AVX2 all but Q6_K (read as stored).
-        guard rk_isa() >= 1, !(rk_isa() == 1 && t.id == Int32(RK_Q6_K)) else { return }
         var rng = RNG(UInt64(t.id) + 17)
         let saved = rk_threads_count()
         defer { rk_threads_init(saved) }
-        for K in shapes(t) + (t.blockSize == 256 ? [256 * 35] : []) {
-            let rows = 37, T = 11
-            let w = makeWeights(t, rows: rows, K: K, rng: &rng)
-            let x = randomVector(K * T, rng: &rng)
-            let rowBytes = rk_packed_row_size(t.id, Int32(K))
-            try #require(rowBytes > 0, "\(t.name) has a packed form")
-            let p = UnsafeMutableRawPointer.allocate(byteCount: rowBytes * rows, alignment: 64)
-            defer { p.deallocate() }
-            w.withUnsafeBytes { rk_pack(t.id, $0.baseAddress!, Int32(rows), Int32(K), p) }
-            func run(_ n: Int, _ x: [Float]) -> [Float] {
-                var y = [Float](repeating: .nan, count: rows * n)
-                rk_matmul_packed(t.id, p, Int32(rows), Int32(K), x, Int32(n), &y)
-                return y
-            }
-            let plain = matmul(isa: rk_isa(), t, w, rows: rows, K: K, x, T: T)
-            rk_threads_init(1)
-            let batch = run(T, x)
-            rk_threads_init(2)
-            #expect(run(T, x).map(\.bitPattern) == batch.map(\.bitPattern), "\(t.name) K=\(K) threads")
-            for tk in 0..<T {
-                let one = run(1, Array(x[(tk * K)..<((tk + 1) * K)]))
-                #expect(one.map(\.bitPattern) == batch[(tk * rows)..<((tk + 1) * rows)].map(\.bitPattern), "\(t.name) K=\(K) token \(tk)")
-            }
-            // AVX2 reads the unpacked lanes as stored: exact. AVX-512 may sum a row's zero-padded
-            // last group in another order.
-            if rk_isa() == 1 {
-                #expect(batch.map(\.bitPattern) == plain.map(\.bitPattern), "\(t.name) K=\(K) against unpacked")
-            } else {
-                let scale = plain.map(abs).max() ?? 1
-                for i in 0..<(rows * T) {
-                    #expect(abs(batch[i] - plain[i]) <= 1e-6 * scale, "\(t.name) K=\(K) output \(i)")
+        for isa in isas where isa >= 1 {
+            // AVX-512 VNNI packs every quantised type; AVX2 all but Q6_K, which its kernel reads as stored.
+            let hasForm = isa >= 2 || t.id != Int32(RK_Q6_K)
+            #expect((rk_packed_row_size_isa(isa, t.id, Int32(t.blockSize)) > 0) == hasForm, "\(t.name) isa \(isa)")
+            guard hasForm else { continue }
+            for K in shapes(t) + (t.blockSize == 256 ? [256 * 35] : []) {
+                let rows = 37, T = 11
+                let w = makeWeights(t, rows: rows, K: K, rng: &rng)
+                let x = randomVector(K * T, rng: &rng)
+                let rowBytes = rk_packed_row_size_isa(isa, t.id, Int32(K))
+                let p = UnsafeMutableRawPointer.allocate(byteCount: rowBytes * rows, alignment: 64)
+                defer { p.deallocate() }
+                w.withUnsafeBytes { rk_pack_isa(isa, t.id, $0.baseAddress!, Int32(rows), Int32(K), p) }
+                func run(_ n: Int, _ x: [Float]) -> [Float] {
+                    var y = [Float](repeating: .nan, count: rows * n)
+                    rk_matmul_packed_isa(isa, t.id, p, Int32(rows), Int32(K), x, Int32(n), &y)
+                    return y
+                }
+                let plain = matmul(isa: isa, t, w, rows: rows, K: K, x, T: T)
+                rk_threads_init(1)
+                let batch = run(T, x)
+                rk_threads_init(2)
+                #expect(run(T, x).map(\.bitPattern) == batch.map(\.bitPattern), "\(t.name) K=\(K) isa \(isa) threads")
+                for tk in 0..<T {
+                    let one = run(1, Array(x[(tk * K)..<((tk + 1) * K)]))
+                    #expect(one.map(\.bitPattern) == batch[(tk * rows)..<((tk + 1) * rows)].map(\.bitPattern),
+                            "\(t.name) K=\(K) isa \(isa) token \(tk)")
+                }
+                // AVX2 reads the unpacked lanes as stored: exact. AVX-512 may sum a row's zero-padded
+                // last group in another order.
+                if isa == 1 {
+                    #expect(batch.map(\.bitPattern) == plain.map(\.bitPattern), "\(t.name) K=\(K) against unpacked")
+                } else {
+                    let scale = plain.map(abs).max() ?? 1
+                    for i in 0..<(rows * T) {
+                        #expect(abs(batch[i] - plain[i]) <= 1e-6 * scale, "\(t.name) K=\(K) output \(i)")
+                    }
                 }
             }
         }
@@ -360,23 +364,31 @@ struct CKernelsTests {
                 let alone = matmul(isa: rk_isa(), types[t], w[i], rows: rows[t], K: K, x, T: T)
                 #expect(ys[i].map(\.bitPattern) == alone.map(\.bitPattern), "\(types[t].name) T=\(T)")
             }
-            // Packed copies (AVX-512 VNNI only) against rk_matmul_packed.
-            let packable = set.indices.filter { rk_packed_row_size(types[set[$0]].id, Int32(K)) > 0 }
-            guard !packable.isEmpty else { continue }
-            let packed = packable.map { i in
-                let p = UnsafeMutableRawPointer.allocate(byteCount: rk_packed_row_size(types[set[i]].id, Int32(K)) * rows[set[i]], alignment: 64)
+            // The set as a model holds it: packed copies where this CPU has a form for the type,
+            // the file's rows elsewhere (a Q4_K_M layer on AVX2: Q4_K packed, Q6_K not).
+            let copies: [UnsafeMutableRawPointer?] = set.indices.map { i in
+                let rowBytes = rk_packed_row_size(types[set[i]].id, Int32(K))
+                guard rowBytes > 0 else { return nil }
+                let p = UnsafeMutableRawPointer.allocate(byteCount: rowBytes * rows[set[i]], alignment: 64)
                 rk_pack(types[set[i]].id, weights[i], Int32(rows[set[i]]), Int32(K), p)
                 return p
             }
-            defer { packed.forEach { $0.deallocate() } }
-            var many = packable.enumerated().map { j, i in
-                rk_product(type: types[set[i]].id, W: UnsafeRawPointer(packed[j]), packed: 1, rows: Int32(rows[set[i]]), y: outputs[i])
+            defer { copies.forEach { $0?.deallocate() } }
+            guard copies.contains(where: { $0 != nil }) else { continue }
+            var mixed = set.indices.map { i in
+                rk_product(type: types[set[i]].id, W: UnsafeRawPointer(copies[i] ?? weights[i]), packed: copies[i] == nil ? 0 : 1,
+                           rows: Int32(rows[set[i]]), y: outputs[i])
             }
-            rk_matmul_many(&many, Int32(many.count), Int32(K), x, Int32(T))
-            for (j, i) in packable.enumerated() {
+            rk_matmul_many(&mixed, Int32(mixed.count), Int32(K), x, Int32(T))
+            for i in set.indices {
                 var alone = [Float](repeating: .nan, count: rows[set[i]] * T)
-                rk_matmul_packed(types[set[i]].id, packed[j], Int32(rows[set[i]]), Int32(K), x, Int32(T), &alone)
-                #expect(Array(UnsafeBufferPointer(start: outputs[i], count: rows[set[i]] * T)).map(\.bitPattern) == alone.map(\.bitPattern))
+                if let p = copies[i] {
+                    rk_matmul_packed(types[set[i]].id, p, Int32(rows[set[i]]), Int32(K), x, Int32(T), &alone)
+                } else {
+                    alone = matmul(isa: rk_isa(), types[set[i]], w[i], rows: rows[set[i]], K: K, x, T: T)
+                }
+                #expect(Array(UnsafeBufferPointer(start: outputs[i], count: rows[set[i]] * T)).map(\.bitPattern) == alone.map(\.bitPattern),
+                        "\(types[set[i]].name) T=\(T) packed \(copies[i] != nil)")
             }
         }
     }

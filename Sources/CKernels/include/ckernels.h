@@ -16,7 +16,8 @@ enum {
 
 // --- CPU features -----------------------------------------------------------------------------
 // 1 = AVX2+FMA, 2 = AVX-512 (F, BW, VL, VNNI). RELAY_FORCE_AVX2=1 in the environment, or
-// rk_force_avx2(1), keeps the AVX2 path on machines that have AVX-512.
+// rk_force_avx2(1), keeps the AVX2 path on machines that have AVX-512. Packed copies (rk_pack) are
+// in the form of the ISA they were packed on: change it only while none is in use.
 int rk_isa(void);
 void rk_force_avx2(int on);
 const char *rk_isa_name(void);

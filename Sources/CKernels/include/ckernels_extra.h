@@ -14,6 +14,12 @@ void rk_matmul_isa(int isa, int type, const void *W, int rows, int K, const floa
 void rk_attention_isa(int isa, const float *q, const float *k, const float *v, float *out, int T, int pos0,
                       int n_head, int n_kv, int hd, int kv_stride, float scale);
 
+// Packed weights (rk_pack) of an explicit ISA, clamped to what the CPU has: a copy packed for one
+// ISA is read with the same ISA.
+size_t rk_packed_row_size_isa(int isa, int type, int K);
+void rk_pack_isa(int isa, int type, const void *W, int rows, int K, void *dst);
+void rk_matmul_packed_isa(int isa, int type, const void *P, int rows, int K, const float *x, int T, float *y);
+
 // How rk_matmul_isa quantises the activations for a weight type: elements per 8-bit block (each
 // block gets scale amax/127, values rounded to nearest even), or 0 when x is used as fp32.
 int rk_activation_block(int isa, int type);
