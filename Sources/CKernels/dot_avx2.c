@@ -185,9 +185,8 @@ RK_UNROLL
 static inline size_t phead(int type) {
     return type == RK_Q8_0 ? 256 : 128 + ((FIVE(type) || type == RK_Q5_K) ? 32 : 0);
 }
-static inline size_t pgroup_bytes(int type) {
-    return phead(type) + (IS_K45(type) ? 16 : HAS_MIN(type) ? 32 : 16);
-}
+// Bytes of a group, packed or in the file.
+static inline size_t group_bytes(int type) { return (IS_K45(type) ? 1 : 8) * lbytes(type); }
 
 A2 RK_INLINE void pscales(int type, const uint8_t *p, __m256 *dw, __m256 *mn) {
     const uint8_t *s = p + phead(type);
@@ -252,17 +251,17 @@ _Static_assert(128 + 16 == 8 * sizeof(blk_q4_0) && 128 + 32 == 8 * sizeof(blk_q4
                    128 + 32 + 32 == 8 * sizeof(blk_q5_1) && 256 + 16 == 8 * sizeof(blk_q8_0) && 128 + 16 == sizeof(blk_q4_K) &&
                    128 + 32 + 16 == sizeof(blk_q5_K), "a packed group takes the file's bytes");
 
-size_t rk_packed_row_size_avx2(int type, int K) { return packable(type) ? (size_t)(K / QK) * lbytes(type) / (IS_K45(type) ? 8 : 1) : 0; }
+size_t rk_packed_row_size_avx2(int type, int K) { return packable(type) ? rk_row_size(type, K) : 0; }
 
+// Every group goes to its own offset in the file (rs: the file's row size, also the packed one's).
 A2 void rk_pack_rows_avx2(int type, const uint8_t *W, size_t rs, int r0, int r1, int K, uint8_t *dst) {
-    const int nb = K / QK, step = IS_K45(type) ? 1 : 8; // file blocks per group
-    const size_t bb = lbytes(type), gb = pgroup_bytes(type), prs = rk_packed_row_size_avx2(type, K);
+    const int nb = K / QK;
+    const size_t gb = group_bytes(type);
     for (int r = r0; r < r1; r++)
         for (int b = 0, g = 0; b < nb; b += 8, g++) {
-            const uint8_t *src = W + (size_t)r * rs + (size_t)g * step * bb;
-            uint8_t *to = dst + (size_t)r * prs + (size_t)g * gb;
-            if (nb - b < 8) memcpy(to, src, (size_t)(nb - b) * bb);
-            else pack_group(type, src, to);
+            const size_t at = (size_t)r * rs + (size_t)g * gb;
+            if (nb - b < 8) memcpy(dst + at, W + at, (size_t)(nb - b) * lbytes(type));
+            else pack_group(type, W + at, dst + at);
         }
 }
 
@@ -270,14 +269,13 @@ A2 void rk_pack_rows_avx2(int type, const uint8_t *W, size_t rs, int r0, int r1,
 // (inbuf) or read packed.
 A2 RK_INLINE void lgroup(int type, int inbuf, int b, int nb, const uint8_t *const *wr, int RM, int RN, const uint8_t **xg,
                          float acc[4][8][8], uint8_t wbuf[4][512]) {
-    const size_t bb = lbytes(type);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 dw[4], mn[4];
     const uint8_t *pg[4];
     const int nv = nb - b < 8 ? nb - b : 8;
     for (int i = 0; i < RM; i++) {
         // Packed or not, a group starts at the same offset (packed groups keep the file's size).
-        const uint8_t *g = wr[i] + (size_t)(IS_K45(type) ? b / 8 : b) * bb;
+        const uint8_t *g = wr[i] + (size_t)(b / 8) * group_bytes(type);
         if (inbuf) {
             gunpack(type, g, nv, wbuf[i], &dw[i], &mn[i]);
         } else {
@@ -285,7 +283,7 @@ A2 RK_INLINE void lgroup(int type, int inbuf, int b, int nb, const uint8_t *cons
             // As on AVX-512 (dot_avx512.c): with several tokens the stream is asked for 32 KiB
             // on, into L2; one token is left to the hardware prefetcher.
             if (RN >= 2)
-                for (size_t o = 0; o < pgroup_bytes(type); o += 64) _mm_prefetch((const char *)g + 32768 + o, _MM_HINT_T1);
+                for (size_t o = 0; o < group_bytes(type); o += 64) _mm_prefetch((const char *)g + 32768 + o, _MM_HINT_T1);
             pscales(type, g, &dw[i], &mn[i]);
         }
     }
