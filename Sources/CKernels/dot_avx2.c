@@ -21,9 +21,9 @@ A2 RK_INLINE float hsum8(__m256 v) {
 }
 
 // ============================== legacy 32-element blocks ====================================
-// Unsigned weights meet signed activations; products of 4 dword columns are summed in int16 before
-// one vpmaddwd (|sum| <= 4*2*31*127 < 2^15). Q8_0 uses the sign trick (|w| x sign(x, w)), as its
-// |w| reaches 128 and vpmaddubsw would saturate.
+// Unsigned weights meet signed activations; products of 4 dword columns (8 for 4-bit weights) are
+// summed in int16 before one vpmaddwd (|sum| <= 4*2*31*127, 8*2*15*127 < 2^15). Q8_0 uses the sign
+// trick (|w| x sign(x, w)), as its |w| reaches 128 and vpmaddubsw would saturate.
 
 static inline size_t lbytes(int type) {
     switch (type) {
@@ -39,6 +39,10 @@ static inline size_t lbytes(int type) {
 #define IS_K45(type) ((type) == RK_Q4_K || (type) == RK_Q5_K)
 #define HAS_MIN(type) ((type) == RK_Q4_1 || (type) == RK_Q5_1 || IS_K45(type))
 #define FIVE(type) ((type) == RK_Q5_0 || (type) == RK_Q5_1)
+// Activation scales per 16-element half block for the legacy types (their weights' blocks are 32,
+// and llama.cpp's Q8_0/Q8_1 activations are as fine); Q4_K/Q5_K keep one per 32, still finer than
+// llama.cpp's Q8_K (256), and save a quarter of the per-token arithmetic (scripts/fidelity.sh).
+#define HALVES(type) (!IS_K45(type))
 static inline size_t lqs(int type) { return type == RK_Q8_0 ? 2 : (HAS_MIN(type) ? 4 : 2) + (FIVE(type) ? 4 : 0); }
 
 A2 RK_INLINE void transpose4(const __m256i in[4], __m256i out[4]) {
@@ -287,16 +291,22 @@ A2 RK_INLINE void lgroup(int type, int inbuf, int b, int nb, const uint8_t *cons
             pscales(type, g, &dw[i], &mn[i]);
         }
     }
-    // Half h of every block (elements 16h..16h+15) has its own activation scale (halves).
-    for (int h = 0; h < 2; h++) {
+    // Legacy types: half h of every block (elements 16h..16h+15) has its own activation scale
+    // (halves); Q4_K/Q5_K: one scale per block of 32 (see rk_kernel_avx2).
+    const int NH = HALVES(type) ? 2 : 1;
+    const size_t s_at = 256 + 32 * (size_t)NH; // the group's layout: quants, d[NH][8], s[8], init[NH][8]
+RK_UNROLL
+    for (int h = 0; h < NH; h++) {
+        const int m0 = 8 / NH * h, m1 = m0 + 8 / NH;
         __m256i isum[4][8];
         for (int j = 0; j < RN; j++) {
-            const __m256i init = IS_K45(type) || HAS_MIN(type) ? _mm256_setzero_si256()
-                                                               : _mm256_load_si256((const __m256i *)(xg[j] + 352 + 32 * h));
+            const __m256i init = HAS_MIN(type) ? _mm256_setzero_si256()
+                                               : _mm256_load_si256((const __m256i *)(xg[j] + s_at + 32 + 32 * h));
             for (int i = 0; i < RM; i++) isum[i][j] = init;
         }
         if (type == RK_Q8_0) {
-            for (int m = 4 * h; m < 4 * h + 4; m++) {
+RK_UNROLL
+            for (int m = m0; m < m1; m++) {
                 __m256i aw[4], sw[4];
                 for (int i = 0; i < RM; i++) {
                     sw[i] = inbuf ? _mm256_load_si256((const __m256i *)(wbuf[i] + 256 + 32 * m)) : pvec(type, pg[i], m);
@@ -310,8 +320,10 @@ A2 RK_INLINE void lgroup(int type, int inbuf, int b, int nb, const uint8_t *cons
                 }
             }
         } else {
+            const int I16 = (type == RK_Q4_0 || type == RK_Q4_1 || type == RK_Q4_K) ? 8 : 4;
             __m256i s16[4][8];
-            for (int m = 4 * h; m < 4 * h + 4; m++) {
+RK_UNROLL
+            for (int m = m0; m < m1; m++) {
                 __m256i wm[4];
                 for (int i = 0; i < RM; i++)
                     wm[i] = inbuf ? _mm256_load_si256((const __m256i *)(wbuf[i] + 32 * m)) : pvec(type, pg[i], m);
@@ -319,12 +331,13 @@ A2 RK_INLINE void lgroup(int type, int inbuf, int b, int nb, const uint8_t *cons
                     const __m256i xm = _mm256_load_si256((const __m256i *)(xg[j] + 32 * m));
                     for (int i = 0; i < RM; i++) {
                         const __m256i p = _mm256_maddubs_epi16(wm[i], xm);
-                        s16[i][j] = (m == 4 * h) ? p : _mm256_add_epi16(s16[i][j], p);
+                        s16[i][j] = ((m - m0) % I16 == 0) ? p : _mm256_add_epi16(s16[i][j], p);
                     }
                 }
+                if ((m - m0) % I16 == I16 - 1 || m == m1 - 1)
+                    for (int i = 0; i < RM; i++)
+                        for (int j = 0; j < RN; j++) isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(s16[i][j], ones));
             }
-            for (int i = 0; i < RM; i++)
-                for (int j = 0; j < RN; j++) isum[i][j] = _mm256_add_epi32(isum[i][j], _mm256_madd_epi16(s16[i][j], ones));
         }
         for (int j = 0; j < RN; j++) {
             const __m256 dx = _mm256_load_ps((const float *)(xg[j] + 256 + 32 * h));
@@ -336,9 +349,9 @@ A2 RK_INLINE void lgroup(int type, int inbuf, int b, int nb, const uint8_t *cons
     for (int j = 0; j < RN; j++) {
         if (HAS_MIN(type))
             for (int i = 0; i < RM; i++)
-                _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(mn[i], _mm256_load_ps((const float *)(xg[j] + 320)),
+                _mm256_store_ps(acc[i][j], _mm256_fmadd_ps(mn[i], _mm256_load_ps((const float *)(xg[j] + s_at)),
                                                            _mm256_load_ps(acc[i][j])));
-        xg[j] += 416;
+        xg[j] += s_at + 32 + 32 * (size_t)NH;
     }
 }
 
@@ -413,7 +426,7 @@ A2 RK_INLINE __m256i kquants(const uint8_t *blk, int e) {
 A2 RK_INLINE void ktile(int type, const uint8_t *W, size_t rs, int r0, int RM, int K, const rk_act *a, int t0,
                         int RN, float *y, int ldy) {
     (void)type;
-    __m256 acc[4][4];
+    __m256 acc[4][8];
     for (int i = 0; i < RM; i++)
         for (int j = 0; j < RN; j++) acc[i][j] = _mm256_setzero_ps();
     const int nsb = K / QKK;
@@ -424,9 +437,10 @@ A2 RK_INLINE void ktile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
             blk[i] = W + (size_t)(r0 + i) * rs + (size_t)sb * sizeof(blk_q6_K);
             kprep(blk[i], &R[i]);
         }
-        __m256i isum[4][4];
+        __m256i isum[4][8];
         for (int i = 0; i < RM; i++)
             for (int j = 0; j < RN; j++) isum[i][j] = _mm256_setzero_si256();
+RK_UNROLL
         for (int e = 0; e < 8; e++) {
             __m256i U[4], S[4];
             for (int i = 0; i < RM; i++) {
@@ -504,8 +518,10 @@ A2 RK_INLINE void ftile(int type, const uint8_t *W, size_t rs, int r0, int RM, i
 // Every tile goes row by row, its tokens in near-equal groups of at most RNB: with 16 registers, two
 // rows at a time spill, and on Qwen 1.5B 9, 16 and 64 positions cost 264-288, 402-439 and
 // 1,485-1,601 ms with 2x4 tiles against 184-190, 296-316 and 1,251-1,328 ms row by row (relay bench
-// --verify-counts, AVX2 EPYC). ltile takes up to 8 tokens per unpack (5 positions 100-104 ms against
-// 112-142 with 3+2); Q6_K's ktile is faster at 2 (4: pp64 55-67 against 69-73 tok/s).
+// --verify-counts, AVX2 EPYC). Both take up to 8 tokens per unpack (ltile: 5 positions 100-104 ms
+// against 112-142 with 3+2). Their inner loops are unrolled by hand (RK_UNROLL): left to the
+// compiler, ktile's was not from 4 tokens on, and a 2048x1536 Q6_K product on one thread cost
+// 0.47 ms for 5 tokens in 2+2+1 tiles against 0.28 ms as one unrolled 5-wide tile.
 #define DRIVER(name, TILE, TYPE, RNB)                                                                          \
     A2 static void name(const uint8_t *W, size_t rs, int r0, int r1, int K, const rk_act *a, int t0, int t1,   \
                         float *y, int ldy) BY_ROW(TILE, TYPE, RNB, 1 << 30)
@@ -517,7 +533,7 @@ DRIVER(mm_q5_1, ltile, RK_Q5_1, 8)
 DRIVER(mm_q8_0, ltile, RK_Q8_0, 8)
 DRIVER(mm_q4_k, ltile, RK_Q4_K, 8)
 DRIVER(mm_q5_k, ltile, RK_Q5_K, 8)
-DRIVER(mm_q6_k, ktile, RK_Q6_K, 2)
+DRIVER(mm_q6_k, ktile, RK_Q6_K, 8)
 DRIVER(mp_q4_0, ptile, RK_Q4_0, 8)
 DRIVER(mp_q4_1, ptile, RK_Q4_1, 8)
 DRIVER(mp_q5_0, ptile, RK_Q5_0, 8)
@@ -545,8 +561,8 @@ int rk_kernel_avx2(int type, rk_kernel *k) {
     case RK_Q5_0: k->fn = mm_q5_0; k->act = ACT_GRP; k->off = 16; return 1;
     case RK_Q5_1: k->fn = mm_q5_1; k->act = ACT_GRP; return 1;
     case RK_Q8_0: k->fn = mm_q8_0; k->act = ACT_GRP; return 1;
-    case RK_Q4_K: k->fn = mm_q4_k; k->act = ACT_GRP; k->lane = LANE_ID; return 1;
-    case RK_Q5_K: k->fn = mm_q5_k; k->act = ACT_GRP; k->lane = LANE_ID; return 1;
+    case RK_Q4_K: k->fn = mm_q4_k; k->act = ACT_GRP; k->lane = LANE_ID; k->halves = 0; return 1;
+    case RK_Q5_K: k->fn = mm_q5_k; k->act = ACT_GRP; k->lane = LANE_ID; k->halves = 0; return 1;
     case RK_Q6_K: k->fn = mm_q6_k; k->act = ACT_Q8K; return 1;
     case RK_F32: k->fn = mm_f32; k->act = ACT_NONE; return 1;
     case RK_F16: k->fn = mm_f16; k->act = ACT_NONE; return 1;

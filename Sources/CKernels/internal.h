@@ -26,7 +26,7 @@
 // rows go two at a time so that each activation load serves both (AVX-512 from 3 tokens: Qwen
 // 1.5B's 5-position forward 44-63 ms -> 36 ms; on AVX2 one row at a time stays faster). The
 // tokens go in as few tiles as the kernel's widest (RNB) allows, of near-equal size, because
-// every tile unpacks its rows again: 5 tokens are one 5-wide tile (AVX2's Q6_K: 3+2).
+// every tile unpacks its rows again: 5 tokens are one 5-wide tile.
 #define TILE_CASE(TILE, TYPE, RM, N) case N: TILE(TYPE, W, rs, r, RM, K, a, t, N, y, ldy); break;
 #define TILE_UPTO2(TILE, TYPE, RM) TILE_CASE(TILE, TYPE, RM, 1) TILE_CASE(TILE, TYPE, RM, 2)
 #define TILE_UPTO4(TILE, TYPE, RM) TILE_UPTO2(TILE, TYPE, RM) TILE_CASE(TILE, TYPE, RM, 3) TILE_CASE(TILE, TYPE, RM, 4)
@@ -119,9 +119,9 @@ static inline void rk_kscales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
 // in that lane (lane[] maps block -> lane). Per group of G blocks:
 //   quants: BE/4 vectors of 4*G bytes; byte 4*G*m + 4*lane[k] + i = element 4*m + i of block k
 //   then d[G] float, s[G] float (= d * sum q), init[G] int32 (= -off * sum q), indexed by lane
-// With `halves` (AVX2) each 32-element block is quantised as two halves of 16 with their own scale,
-// which lowers the activations' rounding error (Relay's mean KL divergence from an fp32 reference,
-// scripts/fidelity.sh): the quants as above, then d_lo[G], d_hi[G], s[G] (= d_lo * sum q_lo +
+// With `halves` (AVX2's legacy types) each 32-element block is quantised as two halves of 16 with
+// their own scale, which lowers the activations' rounding error (Relay's mean KL divergence from
+// an fp32 reference, scripts/fidelity.sh): the quants as above, then d_lo[G], d_hi[G], s[G] (= d_lo * sum q_lo +
 // d_hi * sum q_hi), init_lo[G], init_hi[G].
 // A partial last group is zero-padded. `off` is the weight's zero point (Q4_0 8, Q5_0 16, Q6_K 32,
 // Q8_0 128 where weights are read as w+128), so unsigned-weight x signed-activation dot products
