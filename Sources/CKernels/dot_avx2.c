@@ -41,7 +41,8 @@ static inline size_t lbytes(int type) {
 #define FIVE(type) ((type) == RK_Q5_0 || (type) == RK_Q5_1)
 // Activation scales per 16-element half block for the legacy types (their weights' blocks are 32,
 // and llama.cpp's Q8_0/Q8_1 activations are as fine); Q4_K/Q5_K keep one per 32, still finer than
-// llama.cpp's Q8_K (256), and save a quarter of the per-token arithmetic (scripts/fidelity.sh).
+// llama.cpp's Q8_K (256) and cheaper per token (one thread, 2048x1536 Q4_K, 8 tokens: 0.37 ->
+// 0.32 ms). Relay's mean KL against llama.cpp's: scripts/fidelity.sh, README.
 #define HALVES(type) (!IS_K45(type))
 static inline size_t lqs(int type) { return type == RK_Q8_0 ? 2 : (HAS_MIN(type) ? 4 : 2) + (FIVE(type) ? 4 : 0); }
 
