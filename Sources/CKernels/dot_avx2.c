@@ -555,15 +555,15 @@ int rk_kernel_avx2(int type, rk_kernel *k) {
     k->lane = LANE8;
     k->lane8 = NULL;
     k->by_row = 1;
-    k->halves = 1;
+    k->halves = HALVES(type); // the activation layout lgroup reads
     switch (type) {
     case RK_Q4_0: k->fn = mm_q4_0; k->act = ACT_GRP; k->off = 8; return 1;
     case RK_Q4_1: k->fn = mm_q4_1; k->act = ACT_GRP; return 1;
     case RK_Q5_0: k->fn = mm_q5_0; k->act = ACT_GRP; k->off = 16; return 1;
     case RK_Q5_1: k->fn = mm_q5_1; k->act = ACT_GRP; return 1;
     case RK_Q8_0: k->fn = mm_q8_0; k->act = ACT_GRP; return 1;
-    case RK_Q4_K: k->fn = mm_q4_k; k->act = ACT_GRP; k->lane = LANE_ID; k->halves = 0; return 1;
-    case RK_Q5_K: k->fn = mm_q5_k; k->act = ACT_GRP; k->lane = LANE_ID; k->halves = 0; return 1;
+    case RK_Q4_K: k->fn = mm_q4_k; k->act = ACT_GRP; k->lane = LANE_ID; return 1;
+    case RK_Q5_K: k->fn = mm_q5_k; k->act = ACT_GRP; k->lane = LANE_ID; return 1;
     case RK_Q6_K: k->fn = mm_q6_k; k->act = ACT_Q8K; return 1;
     case RK_F32: k->fn = mm_f32; k->act = ACT_NONE; return 1;
     case RK_F16: k->fn = mm_f16; k->act = ACT_NONE; return 1;

@@ -121,8 +121,8 @@ static inline void rk_kscales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
 //   then d[G] float, s[G] float (= d * sum q), init[G] int32 (= -off * sum q), indexed by lane
 // With `halves` (AVX2's legacy types) each 32-element block is quantised as two halves of 16 with
 // their own scale, which lowers the activations' rounding error (Relay's mean KL divergence from
-// an fp32 reference, scripts/fidelity.sh): the quants as above, then d_lo[G], d_hi[G], s[G] (= d_lo * sum q_lo +
-// d_hi * sum q_hi), init_lo[G], init_hi[G].
+// an fp32 reference, scripts/fidelity.sh): the quants as above, then d_lo[G], d_hi[G],
+// s[G] (= d_lo * sum q_lo + d_hi * sum q_hi), init_lo[G], init_hi[G].
 // A partial last group is zero-padded. `off` is the weight's zero point (Q4_0 8, Q5_0 16, Q6_K 32,
 // Q8_0 128 where weights are read as w+128), so unsigned-weight x signed-activation dot products
 // need no per-row correction.
