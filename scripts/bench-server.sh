@@ -10,5 +10,7 @@ fi
 python3 -c "import openai" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check openai
 swift build -c release --build-tests   # the same build as scripts/test.sh
 relay="$(swift build -c release --show-bin-path)/relay"
-llama="$(bash ../shared/tools/llama-cpp)/llama-server"
+# llama.cpp is built (once, minutes) only when it takes part.
+llama=-
+case " $* " in *" --no-llama "*) ;; *) llama="$(bash ../shared/tools/llama-cpp)/llama-server" ;; esac
 python3 scripts/bench_server.py "$relay" "$llama" "$@"
