@@ -127,8 +127,8 @@ class Server:
 
 
 def long_prompt(server, n_tokens, tokens):
-    """3 streams decode; an n-token prompt arrives. Returns (p99 gap during its prefill, median gap
-    outside it, its time to first token), gaps between the streams' chunks."""
+    """3 streams decode; an n-token prompt arrives. Returns (p99 gap during its prefill, median and
+    p99 gap outside it, its time to first token, its tokens), gaps between the streams' chunks."""
     text = f"Notes kept by {server.name}. " + " ".join(f"Item {i}: the {TOPICS[i % len(TOPICS)]} was noted." for i in range(n_tokens // 13))
     stamps, window = [[] for _ in range(3)], {}
 
@@ -161,8 +161,10 @@ def long_prompt(server, n_tokens, tokens):
         for a, b in zip(s, s[1:]):
             (inside if window["start"] <= b and a <= window["end"] else outside).append(b - a)
     inside.sort(), outside.sort()
-    p99 = inside[min(len(inside) - 1, int(round(0.99 * (len(inside) - 1))))] if inside else float("nan")
-    return p99, outside[len(outside) // 2] if outside else float("nan"), window["end"] - window["start"], window.get("tokens", 0)
+
+    def q(xs, f):
+        return xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))] if xs else float("nan")
+    return q(inside, 0.99), q(outside, 0.5), q(outside, 0.99), window["end"] - window["start"], window.get("tokens", 0)
 
 
 def main():
@@ -239,9 +241,12 @@ def main():
         # Greedy speculation is greedy decoding: every mode that keeps the large model's tokens answers as large did.
         same = {s.name: sum(1 for i, t in s.reference.items() if servers[0].reference.get(i) == t) for s in servers[1:len(modes)]}
         print("single-client answers equal to large's: " + ", ".join(f"{k} {v}/{len(servers[0].reference)}" for k, v in same.items()))
-    for name, p99, median, ttft, n in prefill:
+    for name, p99, median, p99_out, ttft, n in prefill:
+        # Drafting modes stream a round's tokens at once, so their gaps outside the prefill are
+        # bursty too: the p99 outside it is the baseline to read the p99 inside against.
         print(f"{name}: a {n}-token prompt among 3 streams: their p99 gap during its prefill {p99 * 1000:.0f} ms, "
-              f"median gap outside it {median * 1000:.0f} ms ({p99 / median:.1f}x), its time to first token {ttft:.1f} s")
+              f"median gap outside it {median * 1000:.0f} ms ({p99 / median:.1f}x; p99 outside it {p99_out * 1000:.0f} ms), "
+              f"its time to first token {ttft:.1f} s")
     json.dump(out, open(os.environ.get("BENCH_JSON", "/dev/null"), "w"))
 
 

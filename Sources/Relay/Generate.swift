@@ -107,6 +107,7 @@ public func generate(_ strategy: DecodingStrategy, prompt: [Int32], tokenizer: T
                      options: GenerationOptions, onText: (String, Role, ArraySlice<TokenLogprob>) -> Bool = { _, _, _ in true }) throws -> RelayResult {
     let start = Date()
     for s in strategy.sessions.values { s.resetTimings() }
+    defer { for s in strategy.sessions.values { s.model.batcher.finished(s.cache) } }
     guard prompt.count < contextSize else {
         throw ModelError.contextOverflow(needed: prompt.count + 1, contextSize: contextSize)
     }

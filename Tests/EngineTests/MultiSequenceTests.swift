@@ -70,10 +70,11 @@ struct MultiSequenceTests {
         #expect(together == alone)
     }
 
-    @Test("prompts cut into steps of a budget, verifications and drafts on four threads get exactly what they get alone")
-    func mixedRowsUnderBudget() throws {
+    @Test("prompts cut into steps of a budget, verifications and drafts on four threads get exactly what they get alone",
+          arguments: [Batcher.StepBudget.positions(5), .auto])
+    func mixedRowsUnderBudget(budget: Batcher.StepBudget) throws {
         let m = try Model(path: TestModels.smol.file.path, maxBatch: 5)
-        m.batcher.stepBudget = .positions(5)   // shorter than every prompt: each is prefilled over several steps (alone: maxBatch)
+        m.batcher.stepBudget = budget   // 5: shorter than every prompt, each is prefilled over several steps (alone: maxBatch)
         let prompts = Self.prompts.map { m.tokenizer.encode($0 + " and then, a little later,", addBOS: m.tokenizer.addBOS) }
         // A speculative-shaped loop: a step of 3 positions with logits from the first, a narrowed
         // vocabulary step, then plain decoding; returns every logit it saw.
@@ -100,7 +101,7 @@ struct MultiSequenceTests {
         }
         for i in prompts.indices { #expect(together[i] == alone[i], "sequence \(i)") }
         let after = Batcher.totals, positions = after.positions - before.positions
-        #expect(positions >= prompts.reduce(0) { $0 + $1.count } && after.forwards - before.forwards >= positions / 5)
+        #expect(positions >= prompts.reduce(0) { $0 + $1.count } && after.forwards - before.forwards >= positions / 5)   // maxBatch 5 under either budget
     }
 
     @Test("a prompt abandoned part-way stops at its current chunk, leaves its session usable, and the others run on")
@@ -119,6 +120,25 @@ struct MultiSequenceTests {
         #expect(session.cache.count == 0 && session.tokens.isEmpty)
         let prompt = Array(long.prefix(9))
         #expect(try session.sync(to: prompt) == other.sync(to: prompt))
+    }
+
+    @Test("a sequence that ran lately shares the model until it is finished: only meanwhile does the budget cut a prompt that is alone")
+    func sharingEndsWithTheSequence() throws {
+        let m = try Model(path: TestModels.smol.file.path, maxBatch: 8)
+        m.batcher.stepBudget = .positions(2)
+        let prompt = Array(Array(repeating: m.tokenizer.encode(" and the fox ran on", addBOS: false), count: 4).flatMap { $0 }.prefix(16))
+        func forwards(_ body: () throws -> Void) rethrows -> Int {
+            let before = Batcher.totals.forwards
+            try body()
+            return Batcher.totals.forwards - before
+        }
+        let other = Session(model: m, contextSize: 64), first = Session(model: m, contextSize: 64)
+        try other.sync(to: [1, 2, 3])   // then it drafts, verifies elsewhere or waits: still a sequence of this model
+        #expect(try forwards { try first.sync(to: prompt) } == (prompt.count + 1) / 2)
+        m.batcher.finished(other.cache)
+        m.batcher.finished(first.cache)
+        let second = Session(model: m, contextSize: 64)
+        #expect(try forwards { try second.sync(to: prompt) } == (prompt.count + 7) / 8)   // alone: maxBatch a step
     }
 
     @Test("a cache given twice in one batch is refused")

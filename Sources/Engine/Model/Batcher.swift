@@ -66,6 +66,12 @@ public final class Batcher: @unchecked Sendable {
     /// the sequences expected in the next one.
     private var last: [ObjectIdentifier: Int] = [:]
     private var previous: Set<ObjectIdentifier> = []
+    /// When each sequence last ran here, until it is `finished`. One seen within `shareWindow`
+    /// still shares the model: a speculative slot leaves the small model's batches while it
+    /// verifies and the large model's while it drafts, and a prompt that took the whole model
+    /// meanwhile (256 positions: seconds) would stall it.
+    private var seen: [ObjectIdentifier: UInt64] = [:]
+    static let shareWindow: UInt64 = 5_000_000_000
     /// A thread is running a batch; the others wait on `condition` for their outputs.
     private var leading = false
     static let wait = 0.005
@@ -96,12 +102,22 @@ public final class Batcher: @unchecked Sendable {
         }
     }
 
-    /// The auto budget for a step of `rows` rows: the most positions (at least one more than the
-    /// rows, so a prompt always advances) whose estimated cost stays within twice that of one
-    /// position per row. 16 until two sizes were measured.
-    private func autoLimit(rows: Int, most: Int) -> Int {
-        guard let plain = stepCosts.ms(rows) else { return max(16, rows + 1) }
-        var (low, high) = (rows + 1, max(most, rows + 1))   // the answer lies in low...high
+    /// The sequence of `cache` has ended (its generation returned): the batches to come neither
+    /// wait for it nor count it as sharing the model.
+    public func finished(_ cache: KVCache) {
+        condition.withLock {
+            let id = ObjectIdentifier(cache)
+            (seen[id], last[id]) = (nil, nil)
+            previous.remove(id)
+        }
+    }
+
+    /// The auto budget for a step whose rows' plain steps take `plain` positions: the most
+    /// positions (at least one more, so a prompt always advances) whose estimated cost stays
+    /// within twice theirs. 16 until two sizes were measured.
+    private func autoLimit(plain positions: Int, most: Int) -> Int {
+        guard let plain = stepCosts.ms(positions) else { return max(16, positions + 1) }
+        var (low, high) = (positions + 1, max(most, positions + 1))   // the answer lies in low...high
         while low < high {
             let mid = (low + high + 1) / 2
             if let c = stepCosts.ms(mid), c <= 2 * plain { low = mid } else { high = mid - 1 }
@@ -130,12 +146,19 @@ public final class Batcher: @unchecked Sendable {
             while pending.count < expected, condition.wait(until: deadline) {}
             // Alone, a prompt runs a full forward (`maxBatch` positions) per step: as fast as
             // unchunked, and a request that arrives meanwhile waits for one chunk at most.
+            let now = DispatchTime.now().uptimeNanoseconds
+            seen = seen.filter { now - $0.value < Self.shareWindow }
             let shared = pending.count > 1 || expected > 1
+                || seen.keys.contains { id in !pending.contains { ObjectIdentifier($0.row.cache) == id } }
             let limit: Int
             switch budget {
             case .unlimited: limit = Int.max
             case .positions(let b): limit = shared ? max(b, 1) : max(b, model.maxBatch)
-            case .auto: limit = shared ? autoLimit(rows: pending.count, most: model.maxBatch) : model.maxBatch
+            case .auto:
+                // A row that wants every position's logits (a decode step, a verification, a draft)
+                // is a plain step of that many positions, so it runs whole; a prompt's counts one.
+                let plain = pending.reduce(0) { $0 + ($1.row.firstWanted == 0 ? $1.remaining : 1) }
+                limit = shared ? autoLimit(plain: plain, most: model.maxBatch) : model.maxBatch
             }
             var batch: [(job: Job, n: Int)] = [], used = 0
             for j in pending.sorted(by: { $0.remaining < $1.remaining }) where used < limit {
@@ -145,6 +168,7 @@ public final class Batcher: @unchecked Sendable {
             for (j, _) in batch { j.running = true }
             previous = Set(last.keys)
             last = Dictionary(batch.map { (ObjectIdentifier($0.job.row.cache), $0.n) }, uniquingKeysWith: +)
+            for id in last.keys { seen[id] = now }
             let rows = batch.map { $0.job.chunk($0.n) }
             condition.unlock()
             let start = DispatchTime.now().uptimeNanoseconds
